@@ -299,6 +299,9 @@ pub enum SlotError {
     /// More than 16 slots.
     #[error("{0} key slots asked for; a vault holds at most 16")]
     TooManySlots(usize),
+    /// More than 4 passphrase slots.
+    #[error("{0} passphrase slots asked for; a vault holds at most 4")]
+    TooManyPassphrases(usize),
     /// A recipient string could not be parsed.
     #[error("invalid recipient {recipient:?}: {reason}")]
     InvalidRecipient {

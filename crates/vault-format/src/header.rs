@@ -17,6 +17,10 @@ pub const MAGIC: [u8; 8] = [0x89, b'T', b'K', b'V', b'\r', b'\n', 0x1a, b'\n'];
 pub const FORMAT_VERSION: u16 = 1;
 /// Most key slots a vault may have.
 pub const MAX_SLOTS: usize = 16;
+/// Most passphrase slots a vault may have: each may cost an Argon2id run
+/// at up to the policy ceiling when a passphrase is tried, before the MAC
+/// can be checked, so their number bounds what a forged file can demand.
+pub const MAX_PASSPHRASE_SLOTS: usize = 4;
 /// Longest slot body in bytes (an ssh-rsa 4096 age slot needs about 1.5 KiB).
 pub const MAX_SLOT_LEN: usize = 16 * 1024;
 /// Longest plaintext payload in bytes (64 MiB).
@@ -177,6 +181,16 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedVault<'_>, ParseError> {
                 });
             }
         };
+        let passphrase_slots = slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Passphrase(_)))
+            .count();
+        if matches!(slot, Slot::Passphrase(_)) && passphrase_slots == MAX_PASSPHRASE_SLOTS {
+            return Err(ParseError::MalformedSlot {
+                index,
+                reason: "more than 4 passphrase slots",
+            });
+        }
         if slots.contains(&slot) || is_duplicate_recipient(&slots, &slot) {
             return Err(ParseError::MalformedSlot {
                 index,

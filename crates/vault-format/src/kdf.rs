@@ -92,7 +92,7 @@ impl fmt::Display for KdfParams {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 thread_local! {
     /// Argon2 runs on this thread, so tests can prove a refusal came first.
     pub(crate) static ARGON2_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
@@ -106,7 +106,7 @@ pub(crate) fn derive_kek(
     params: KdfParams,
 ) -> Result<Zeroizing<[u8; 32]>, KdfPolicyError> {
     params.check_policy()?;
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     ARGON2_RUNS.with(|runs| runs.set(runs.get() + 1));
     let argon_params = argon2::Params::new(
         params.memory_kib,

@@ -57,6 +57,9 @@ mod reader;
 mod recipient;
 mod record;
 mod secret;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod vault;
 
 pub use age;
@@ -65,8 +68,8 @@ pub use error::{
     SlotError, UnlockSummary,
 };
 pub use header::{
-    AgeSlot, FORMAT_VERSION, Header, MAGIC, MAX_PLAINTEXT_LEN, MAX_SLOT_LEN, MAX_SLOTS,
-    ParsedVault, PassphraseSlot, Slot, VaultId, inspect, parse,
+    AgeSlot, FORMAT_VERSION, Header, MAGIC, MAX_PASSPHRASE_SLOTS, MAX_PLAINTEXT_LEN, MAX_SLOT_LEN,
+    MAX_SLOTS, ParsedVault, PassphraseSlot, Slot, VaultId, inspect, parse,
 };
 pub use kdf::KdfParams;
 pub use payload::{MAX_RECORDS, check_endpoint, check_record_name};

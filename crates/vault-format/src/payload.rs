@@ -154,8 +154,11 @@ impl Check<'_> {
         if value.len() > max {
             return Err(self.fail(field, "is too long"));
         }
-        if value.chars().any(char::is_control) {
-            return Err(self.fail(field, "contains control characters"));
+        if value.chars().any(is_unsafe_to_display) {
+            return Err(self.fail(
+                field,
+                "contains control or bidirectional-override characters",
+            ));
         }
         Ok(())
     }
@@ -199,8 +202,18 @@ impl Check<'_> {
 
     fn endpoint(&self, field: &'static str, value: &str) -> Result<(), PayloadError> {
         self.text(field, value, MAX_TEXT_LEN)?;
+        if value.contains(char::is_whitespace) {
+            return Err(self.fail(field, "contains whitespace"));
+        }
         check_endpoint(value).map_err(|reason| self.fail(field, reason))
     }
+}
+
+/// Characters that could rewrite a terminal line or reorder displayed text:
+/// C0/C1 controls and the Unicode bidirectional and invisible format marks.
+fn is_unsafe_to_display(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Token and authorization endpoints must be `https://`, or `http://` on a
@@ -599,6 +612,32 @@ mod tests {
             assert!(padded - len <= len / 8 + 4096, "{len} -> {padded}");
             last = padded;
         }
+    }
+
+    #[test]
+    fn display_text_refuses_spoofing_characters() {
+        let check = Check { record: "r" };
+        assert!(check.text("account", "user@example.com", 100).is_ok());
+        assert!(check.text("account", "Jürgen Müller", 100).is_ok());
+        for bad in [
+            "a\u{202e}moc.live",
+            "a\u{1b}[2Jb",
+            "a\u{2066}b",
+            "a\u{200b}b",
+            "a\u{85}b",
+        ] {
+            assert!(check.text("account", bad, 100).is_err(), "{bad:?}");
+        }
+        assert!(
+            check
+                .endpoint("token endpoint", " https://example.com/token")
+                .is_err()
+        );
+        assert!(
+            check
+                .endpoint("token endpoint", "https://example.com/to ken")
+                .is_err()
+        );
     }
 
     #[test]

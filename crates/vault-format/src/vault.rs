@@ -6,7 +6,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{OpenError, SealError, SlotError, UnlockSummary};
 use crate::header::{
-    self, AgeSlot, Header, MAC_LEN, MAX_SLOTS, ParsedVault, Slot, TAG_LEN, VaultId,
+    self, AgeSlot, Header, MAC_LEN, MAX_PASSPHRASE_SLOTS, MAX_SLOTS, ParsedVault, Slot, TAG_LEN,
+    VaultId,
 };
 use crate::kdf::KdfParams;
 use crate::keys;
@@ -96,6 +97,13 @@ fn build_slots(
     if specs.len() > MAX_SLOTS {
         return Err(SlotError::TooManySlots(specs.len()));
     }
+    let passphrases = specs
+        .iter()
+        .filter(|s| matches!(s, SlotSpec::Passphrase { .. }))
+        .count();
+    if passphrases > MAX_PASSPHRASE_SLOTS {
+        return Err(SlotError::TooManyPassphrases(passphrases));
+    }
     let mut slots = Vec::with_capacity(specs.len());
     for spec in specs {
         let slot = match spec {
@@ -130,7 +138,13 @@ impl Vault {
     /// A new, empty vault with a random id and vault key. Nothing is written
     /// until [`Vault::seal`], whose first call produces generation 1.
     pub fn create(slots: &[SlotSpec<'_>]) -> Result<Self, SlotError> {
-        let vault_id = VaultId(keys::random().map_err(random_error)?);
+        Self::create_with_id(VaultId(keys::random().map_err(random_error)?), slots)
+    }
+
+    pub(crate) fn create_with_id(
+        vault_id: VaultId,
+        slots: &[SlotSpec<'_>],
+    ) -> Result<Self, SlotError> {
         let key = VaultKey::generate().map_err(random_error)?;
         let slots = build_slots(slots, &vault_id, &key)?;
         Ok(Self {

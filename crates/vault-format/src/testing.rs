@@ -1,0 +1,84 @@
+//! Test and fuzzing hooks (feature `testing`), never needed by
+//! applications: they build files that a correct writer would refuse to
+//! produce, so attack tests and fuzzers can reach the code behind the MAC.
+
+use chacha20poly1305::XNonce;
+use chacha20poly1305::aead::AeadInPlace;
+use zeroize::Zeroizing;
+
+use crate::error::SlotError;
+use crate::header::{Header, TAG_LEN, VaultId};
+use crate::keys;
+use crate::secret::VaultKey;
+use crate::vault::{SlotSpec, Vault};
+
+/// A vault key with known bytes.
+pub fn vault_key(bytes: [u8; 32]) -> VaultKey {
+    VaultKey(Zeroizing::new(bytes))
+}
+
+/// Encodes `header` (its `payload_len` is overwritten to fit), MACs it
+/// under `key` and encrypts `plaintext` as the payload. The result passes
+/// every cryptographic check, whatever `plaintext` holds.
+pub fn reseal(header: &Header, plaintext: &[u8], key: &VaultKey) -> Vec<u8> {
+    let mut header = header.clone();
+    header.payload_len = u32::try_from(plaintext.len() + TAG_LEN).unwrap_or(u32::MAX);
+    let mut file = header.to_bytes();
+    let mac = keys::header_mac(key, &header.vault_id, &file);
+    file.extend_from_slice(&mac);
+    let header_len = file.len();
+    file.extend_from_slice(plaintext);
+    let (header_bytes, body) = file.split_at_mut(header_len);
+    let tag = keys::payload_cipher(key, &header.payload_nonce, header.generation)
+        .encrypt_in_place_detached(
+            XNonce::from_slice(&header.payload_nonce),
+            header_bytes,
+            body,
+        )
+        .unwrap_or_default();
+    file.extend_from_slice(&tag);
+    file
+}
+
+/// Recomputes only the header MAC of a structurally valid file (the
+/// payload is left as it is, so it will not authenticate).
+pub fn fix_header_mac(file: &mut [u8], key: &VaultKey) -> bool {
+    let Ok(parsed) = crate::header::parse(file) else {
+        return false;
+    };
+    let mac_at = parsed.mac_input.len();
+    let mac = keys::header_mac(key, &parsed.header.vault_id, parsed.mac_input);
+    file[mac_at..mac_at + 32].copy_from_slice(&mac);
+    true
+}
+
+/// Decrypts the payload of an authentic file without decoding it.
+pub fn plaintext_of(file: &[u8], key: &VaultKey) -> Option<Zeroizing<Vec<u8>>> {
+    let parsed = crate::header::parse(file).ok()?;
+    let (ciphertext, tag) = parsed.payload.split_at(parsed.payload.len() - TAG_LEN);
+    let mut plain = Zeroizing::new(ciphertext.to_vec());
+    keys::payload_cipher(key, &parsed.header.payload_nonce, parsed.header.generation)
+        .decrypt_in_place_detached(
+            XNonce::from_slice(&parsed.header.payload_nonce),
+            parsed.header_bytes,
+            &mut plain[..],
+            tag.into(),
+        )
+        .ok()?;
+    Some(plain)
+}
+
+/// Argon2 runs on the calling thread so far, to prove a refusal came before
+/// any key-derivation work.
+pub fn argon2_runs_on_this_thread() -> u64 {
+    crate::kdf::ARGON2_RUNS.with(|runs| runs.get())
+}
+
+/// Creates a vault with a chosen id, as an attacker who knows a victim's
+/// (cleartext) vault id and public recipient could.
+pub fn create_with_vault_id(
+    vault_id: [u8; 16],
+    slots: &[SlotSpec<'_>],
+) -> Result<Vault, SlotError> {
+    Vault::create_with_id(VaultId(vault_id), slots)
+}
