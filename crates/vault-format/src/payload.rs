@@ -133,11 +133,14 @@ fn class_from_wire(value: u8) -> Option<RefreshClass> {
 
 /// Field checks, shared by encode and decode. Errors name the record and
 /// field, never the value (which may be secret).
-struct Check<'r> {
+struct Check<'r, 'a> {
     record: &'r str,
+    /// Endpoints already validated in this payload (most records share
+    /// one), so each distinct URL is parsed once.
+    endpoints: &'r mut HashSet<&'a str>,
 }
 
-impl Check<'_> {
+impl<'a> Check<'_, 'a> {
     fn fail(&self, field: &'static str, reason: &'static str) -> PayloadError {
         PayloadError::InvalidRecord {
             record: self.record.to_owned(),
@@ -154,7 +157,12 @@ impl Check<'_> {
         if value.len() > max {
             return Err(self.fail(field, "is too long"));
         }
-        if value.chars().any(is_unsafe_to_display) {
+        // Most text is ASCII: check bytes (vectorised) and only walk chars
+        // when there is something else.
+        let unsafe_ascii = value
+            .bytes()
+            .fold(false, |bad, b| bad | (b < 0x20) | (b == 0x7f));
+        if unsafe_ascii || (!value.is_ascii() && value.chars().any(is_unsafe_to_display)) {
             return Err(self.fail(
                 field,
                 "contains control or bidirectional-override characters",
@@ -181,7 +189,11 @@ impl Check<'_> {
         if value.len() > MAX_SECRET_LEN {
             return Err(self.fail(field, "is longer than 64 KiB"));
         }
-        if !value.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        // No early exit, so the loop vectorises; tokens are short anyway.
+        if !value
+            .bytes()
+            .fold(true, |ok, b| ok & (0x20..=0x7e).contains(&b))
+        {
             return Err(self.fail(field, "contains characters outside printable ASCII"));
         }
         Ok(())
@@ -200,12 +212,17 @@ impl Check<'_> {
         Ok(())
     }
 
-    fn endpoint(&self, field: &'static str, value: &str) -> Result<(), PayloadError> {
+    fn endpoint(&mut self, field: &'static str, value: &'a str) -> Result<(), PayloadError> {
+        if self.endpoints.contains(value) {
+            return Ok(());
+        }
         self.text(field, value, MAX_TEXT_LEN)?;
         if value.contains(char::is_whitespace) {
             return Err(self.fail(field, "contains whitespace"));
         }
-        check_endpoint(value).map_err(|reason| self.fail(field, reason))
+        check_endpoint(value).map_err(|reason| self.fail(field, reason))?;
+        self.endpoints.insert(value);
+        Ok(())
     }
 }
 
@@ -297,9 +314,16 @@ fn check_extensions(location: &str, extensions: &[WireExtension<'_>]) -> Result<
     Ok(())
 }
 
-fn check_record(index: usize, r: &WireRecord<'_>) -> Result<(), PayloadError> {
+fn check_record<'a>(
+    index: usize,
+    r: &WireRecord<'a>,
+    endpoints: &mut HashSet<&'a str>,
+) -> Result<(), PayloadError> {
     check_name(index, r.name)?;
-    let c = Check { record: r.name };
+    let mut c = Check {
+        record: r.name,
+        endpoints,
+    };
     let provider_ok = !r.provider.is_empty()
         && r.provider.len() <= 32
         && r.provider
@@ -381,8 +405,9 @@ fn check_payload(payload: &WirePayload<'_>) -> Result<(), PayloadError> {
         });
     }
     let mut names = HashSet::with_capacity(payload.records.len());
+    let mut endpoints = HashSet::new();
     for (index, record) in payload.records.iter().enumerate() {
-        check_record(index, record)?;
+        check_record(index, record, &mut endpoints)?;
         if !names.insert(record.name) {
             return Err(PayloadError::DuplicateName(record.name.to_owned()));
         }
@@ -616,7 +641,11 @@ mod tests {
 
     #[test]
     fn display_text_refuses_spoofing_characters() {
-        let check = Check { record: "r" };
+        let mut endpoints = HashSet::new();
+        let mut check = Check {
+            record: "r",
+            endpoints: &mut endpoints,
+        };
         assert!(check.text("account", "user@example.com", 100).is_ok());
         assert!(check.text("account", "Jürgen Müller", 100).is_ok());
         for bad in [

@@ -82,3 +82,8 @@ pub fn create_with_vault_id(
 ) -> Result<Vault, SlotError> {
     Vault::create_with_id(VaultId(vault_id), slots)
 }
+
+/// A copy of an open vault's key, to play a key holder writing raw files.
+pub fn key_of(vault: &Vault) -> VaultKey {
+    VaultKey(Zeroizing::new(*vault.key_bytes()))
+}

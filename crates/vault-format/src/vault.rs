@@ -296,6 +296,11 @@ impl Vault {
         })
     }
 
+    #[cfg(feature = "testing")]
+    pub(crate) fn key_bytes(&self) -> &[u8; 32] {
+        self.key.bytes()
+    }
+
     /// The pin describing this vault as read or last written.
     pub fn pin(&self) -> Pin {
         Pin {

@@ -9,6 +9,10 @@ use vault_format::{Slot, SlotSpec, Unlock, Vault, VaultKey};
 
 use crate::common::refresh_record;
 
+#[allow(
+    clippy::print_stderr,
+    reason = "a skipped peer must be visible in the test output"
+)]
 /// The `age` binary, or `None` outside CI when it is not installed. In CI
 /// (`CI` set) a missing peer is a failure, never a silent skip.
 fn age_binary() -> Option<&'static str> {

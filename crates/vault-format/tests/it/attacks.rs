@@ -5,7 +5,9 @@
 
 use std::collections::HashSet;
 
-use vault_format::testing::{argon2_runs_on_this_thread, create_with_vault_id, reseal, vault_key};
+use vault_format::testing::{
+    argon2_runs_on_this_thread, create_with_vault_id, key_of, plaintext_of, reseal, vault_key,
+};
 use vault_format::{
     ErrorClass, KdfParams, OpenError, ParseError, PayloadError, Pin, PinStatus, SealError,
     SecretString, Slot, SlotSpec, Unlock, Vault, parse,
@@ -278,6 +280,37 @@ fn slots_transplanted_from_another_vault_do_not_open_it() {
     let moved = with_slots(&first, &[&slot_bytes(&second, 1)]);
     let result = Vault::open(&moved, &Unlock::new().passphrase(&PASSPHRASE));
     assert_eq!(class(result), ErrorClass::CannotDecrypt);
+}
+
+/// The header MAC is the key commitment: a slot that unwraps to some other
+/// key (here a look-alike slot a forger made for the same recipient and
+/// vault id, placed first by a key holder) is skipped, and the next slot is
+/// tried, instead of the wrong key being used.
+#[test]
+fn a_slot_that_yields_the_wrong_key_is_skipped() {
+    let (mine, other) = (recipient(), OTHER_IDENTITY.to_public().to_string());
+    let mut real =
+        Vault::create(&[SlotSpec::Recipient(&mine), SlotSpec::Recipient(&other)]).expect("create");
+    real.records_mut().push(refresh_record("a", "1//real"));
+    let real_file = real.seal(1).expect("seal");
+    let key = key_of(&real);
+    let mut forged =
+        create_with_vault_id(real.vault_id().0, &[SlotSpec::Recipient(&mine)]).expect("create");
+    let forged_file = forged.seal(1).expect("seal");
+
+    let mut header = parse(&real_file).expect("parses").header;
+    header.slots[0] = parse(&forged_file).expect("parses").header.slots[0].clone();
+    let plaintext = plaintext_of(&real_file, &key).expect("authentic");
+    let file = reseal(&header, &plaintext, &key);
+
+    let both = Unlock::new()
+        .identity(&*IDENTITY)
+        .identity(&*OTHER_IDENTITY);
+    let opened = Vault::open(&file, &both).expect("the second slot opens it");
+    assert_eq!(opened.records(), real.records());
+    assert_eq!(opened.pin().key_fingerprint, real.pin().key_fingerprint);
+    // Only the look-alike slot matches: nothing opens.
+    assert_eq!(class(open_with_identity(&file)), ErrorClass::CannotDecrypt);
 }
 
 #[test]
