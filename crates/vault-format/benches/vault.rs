@@ -52,6 +52,9 @@ fn open_and_seal(c: &mut Criterion) {
                 black_box(opened.seal(2).expect("seal"))
             })
         });
+        group.bench_function(BenchmarkId::new("seal-only", count), |b| {
+            b.iter(|| black_box(vault.seal(2).expect("seal")))
+        });
         group.bench_with_input(BenchmarkId::new("open-only", count), &file, |b, file| {
             b.iter(|| {
                 black_box(
