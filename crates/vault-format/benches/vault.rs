@@ -52,6 +52,23 @@ fn open_and_seal(c: &mut Criterion) {
                 black_box(opened.seal(2).expect("seal"))
             })
         });
+        // The floor for this payload size: decrypt + encrypt alone.
+        let payload_len = vault_format::parse(&file).expect("parses").payload.len();
+        group.bench_function(BenchmarkId::new("aead-floor", count), |b| {
+            use chacha20poly1305::aead::AeadInPlace;
+            use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
+            let cipher = XChaCha20Poly1305::new(&[7u8; 32].into());
+            let nonce = XNonce::from([1u8; 24]);
+            let mut buffer = vec![0u8; payload_len - 16];
+            b.iter(|| {
+                let tag = cipher
+                    .encrypt_in_place_detached(&nonce, b"header", &mut buffer)
+                    .expect("encrypt");
+                cipher
+                    .decrypt_in_place_detached(&nonce, b"header", &mut buffer, &tag)
+                    .expect("decrypt");
+            })
+        });
         group.bench_function(BenchmarkId::new("seal-only", count), |b| {
             b.iter(|| black_box(vault.seal(2).expect("seal")))
         });
