@@ -162,6 +162,13 @@ pub enum PayloadError {
     /// Bytes remain after the encoded records.
     #[error("{0} bytes remain after the encoded records")]
     TrailingBytes(usize),
+    /// A list is longer than v1 allows, found while decoding (before the
+    /// list was allocated) or before sealing.
+    #[error(
+        "a list in the records is longer than format v1 allows (at most 100000 records, \
+         256 scopes and 64 extensions per record, 262144 scopes and extensions in all)"
+    )]
+    CountLimit,
     /// More records than the cap.
     #[error("{count} records exceed the limit of {max}")]
     TooManyRecords {
@@ -303,9 +310,10 @@ pub enum SlotError {
     #[error("{0} passphrase slots asked for; a vault holds at most 4")]
     TooManyPassphrases(usize),
     /// A recipient string could not be parsed.
-    #[error("invalid recipient {recipient:?}: {reason}")]
+    #[error("invalid recipient {recipient}: {reason}")]
     InvalidRecipient {
-        /// The recipient as given (public).
+        /// The start of the recipient as given, only if it looks public
+        /// (an identity pasted by mistake is never quoted).
         recipient: String,
         /// Why it was refused.
         reason: String,

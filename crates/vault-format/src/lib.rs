@@ -57,7 +57,7 @@ mod reader;
 mod recipient;
 mod record;
 mod secret;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 mod vault;
@@ -72,7 +72,7 @@ pub use header::{
     MAX_SLOTS, ParsedVault, PassphraseSlot, Slot, VaultId, inspect, parse,
 };
 pub use kdf::KdfParams;
-pub use payload::{MAX_RECORDS, check_endpoint, check_record_name};
+pub use payload::{MAX_NESTED_ELEMENTS, MAX_RECORDS, check_endpoint, check_record_name};
 pub use pin::{Pin, PinStatus};
 pub use recipient::{RecipientKind, canonical_recipient};
 pub use record::{

@@ -27,12 +27,92 @@ const MAX_SECRET_LEN: usize = 64 * 1024;
 const MAX_SCOPES: usize = 256;
 const MAX_EXTENSIONS: usize = 64;
 const PAD_BLOCK: usize = 4096;
+/// Scopes and extensions in the whole vault, counted while decoding.
+/// Together with [`MAX_RECORDS`] this bounds what decoding allocates to a
+/// small multiple of the payload size, whatever counts a file claims.
+pub const MAX_NESTED_ELEMENTS: usize = 1 << 18;
+
+/// Decoding caps: each list is counted as it is decoded, so a hostile count
+/// fails at the cap instead of after everything was allocated.
+mod capped {
+    use std::cell::Cell;
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    thread_local! {
+        /// Scopes and extensions still allowed in the payload being
+        /// decoded (postcard passes no context to nested lists). Set by
+        /// `decode`; zero outside it, so nothing decodes by accident.
+        pub(super) static NESTED_BUDGET: Cell<usize> = const { Cell::new(0) };
+    }
+
+    struct CappedVisitor<T, const MAX: usize, const NESTED: bool>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>, const MAX: usize, const NESTED: bool> Visitor<'de>
+        for CappedVisitor<T, MAX, NESTED>
+    {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX} elements")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let claimed = seq.size_hint().unwrap_or(0);
+            if claimed > MAX {
+                return Err(A::Error::custom("list longer than its cap"));
+            }
+            // The claim is not trusted for the allocation either.
+            let mut out = Vec::with_capacity(claimed.min(64));
+            while let Some(item) = seq.next_element()? {
+                // One element past the cap is decoded before the refusal:
+                // bounded, and exactly MAX elements stay allowed.
+                if out.len() == MAX {
+                    return Err(A::Error::custom("list longer than its cap"));
+                }
+                if NESTED {
+                    let left = NESTED_BUDGET.with(Cell::get);
+                    if left == 0 {
+                        return Err(A::Error::custom("too many scopes and extensions"));
+                    }
+                    NESTED_BUDGET.with(|b| b.set(left - 1));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+
+    pub(super) fn records<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(CappedVisitor::<T, { super::MAX_RECORDS }, false>(
+            PhantomData,
+        ))
+    }
+
+    pub(super) fn scopes<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(CappedVisitor::<T, { super::MAX_SCOPES }, true>(PhantomData))
+    }
+
+    pub(super) fn extensions<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(CappedVisitor::<T, { super::MAX_EXTENSIONS }, true>(
+            PhantomData,
+        ))
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct WirePayload<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "capped::records")]
     records: Vec<WireRecord<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "capped::extensions")]
     extensions: Vec<WireExtension<'a>>,
 }
 
@@ -41,7 +121,7 @@ struct WireRecord<'a> {
     name: &'a str,
     provider: &'a str,
     token_endpoint: &'a str,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "capped::scopes")]
     scopes: Vec<&'a str>,
     account: Option<&'a str>,
     #[serde(borrow)]
@@ -52,7 +132,7 @@ struct WireRecord<'a> {
     updated_at: u64,
     #[serde(borrow)]
     last_refresh: Option<WireRefreshStatus<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "capped::extensions")]
     extensions: Vec<WireExtension<'a>>,
 }
 
@@ -404,6 +484,15 @@ fn check_payload(payload: &WirePayload<'_>) -> Result<(), PayloadError> {
             max: MAX_RECORDS,
         });
     }
+    let nested: usize = payload.extensions.len()
+        + payload
+            .records
+            .iter()
+            .map(|r| r.scopes.len() + r.extensions.len())
+            .sum::<usize>();
+    if nested > MAX_NESTED_ELEMENTS {
+        return Err(PayloadError::CountLimit);
+    }
     let mut names = HashSet::with_capacity(payload.records.len());
     let mut endpoints = HashSet::new();
     for (index, record) in payload.records.iter().enumerate() {
@@ -546,8 +635,13 @@ pub(crate) fn decode(plaintext: &[u8]) -> Result<(Vec<Record>, Vec<Extension>), 
     if padding.iter().any(|&b| b != 0) {
         return Err(PayloadError::Framing("padding is not all zero"));
     }
-    let (wire, leftover): (WirePayload<'_>, &[u8]) =
-        postcard::take_from_bytes(body).map_err(|_| PayloadError::Decode)?;
+    capped::NESTED_BUDGET.with(|b| b.set(MAX_NESTED_ELEMENTS));
+    let decoded = postcard::take_from_bytes::<WirePayload<'_>>(body);
+    capped::NESTED_BUDGET.with(|b| b.set(0));
+    let (wire, leftover) = decoded.map_err(|e| match e {
+        postcard::Error::SerdeDeCustom => PayloadError::CountLimit,
+        _ => PayloadError::Decode,
+    })?;
     if !leftover.is_empty() {
         return Err(PayloadError::TrailingBytes(leftover.len()));
     }
@@ -692,6 +786,26 @@ mod tests {
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    use crate::testing::{framed, minimal_records_body as body};
+
+    #[test]
+    fn list_caps_hold_at_and_fail_past_the_limit() {
+        let (records, _) = decode(&framed(&body(2, MAX_SCOPES))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(records[1].scopes.len(), MAX_SCOPES);
+        assert_eq!(
+            decode(&framed(&body(1, MAX_SCOPES + 1))).err(),
+            Some(PayloadError::CountLimit)
+        );
+        // 1100 records of 256 scopes: the vault-wide budget runs out.
+        assert!(1100 * MAX_SCOPES > MAX_NESTED_ELEMENTS);
+        assert_eq!(
+            decode(&framed(&body(1100, MAX_SCOPES))).err(),
+            Some(PayloadError::CountLimit)
+        );
+        let (records, _) = decode(&framed(&body(1000, 256))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(records.len(), 1000);
     }
 
     #[test]

@@ -87,3 +87,43 @@ pub fn create_with_vault_id(
 pub fn key_of(vault: &Vault) -> VaultKey {
     VaultKey(Zeroizing::new(*vault.key_bytes()))
 }
+
+/// A postcard body of `count` minimal service-account records, each with
+/// `scopes` one-byte scopes, encoded by hand (as a hostile writer would).
+pub fn minimal_records_body(count: usize, scopes: usize) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut n: usize) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let mut out = Vec::new();
+    varint(&mut out, count);
+    for i in 0..count {
+        let name = format!("r{i}");
+        varint(&mut out, name.len());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\x07generic");
+        let endpoint = b"https://example.com/token";
+        varint(&mut out, endpoint.len());
+        out.extend_from_slice(endpoint);
+        varint(&mut out, scopes);
+        for _ in 0..scopes {
+            out.extend_from_slice(b"\x01s");
+        }
+        // account none; ServiceAccount {email "e", no key id, key "k", no subject}
+        out.extend_from_slice(b"\x00\x01\x01e\x00\x01k\x00");
+        // no access token, created 0, updated 0, no last refresh, no extensions
+        out.extend_from_slice(b"\x00\x00\x00\x00\x00");
+    }
+    out.push(0);
+    out
+}
+
+/// `body_len || body`, the unpadded payload plaintext.
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}

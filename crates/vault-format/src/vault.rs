@@ -85,6 +85,26 @@ fn random_error(e: getrandom::Error) -> SlotError {
     SlotError::Random(e.to_string())
 }
 
+/// What an error may quote of a refused recipient. Users paste identities
+/// (`AGE-SECRET-KEY-1…`, OpenSSH private keys) where a recipient belongs, so
+/// only input shaped like a public key is quoted, and only its start.
+fn shown_recipient(input: &str) -> String {
+    let input = input.trim();
+    let looks_public = (input.starts_with("age1") || input.starts_with("ssh-"))
+        && !input.to_ascii_uppercase().contains("SECRET")
+        && !input.contains("PRIVATE");
+    if looks_public {
+        input
+            .chars()
+            .take(24)
+            .filter(|c| !c.is_control())
+            .collect::<String>()
+            + "…"
+    } else {
+        "(not shown: it does not look like a public key)".to_owned()
+    }
+}
+
 /// Builds the slots for `key`; at least one, at most 16, recipients unique.
 fn build_slots(
     specs: &[SlotSpec<'_>],
@@ -110,7 +130,7 @@ fn build_slots(
             SlotSpec::Recipient(input) => {
                 let parsed =
                     parse_recipient(input).map_err(|reason| SlotError::InvalidRecipient {
-                        recipient: (*input).to_owned(),
+                        recipient: shown_recipient(input),
                         reason,
                     })?;
                 if slots

@@ -6,7 +6,7 @@
 use std::alloc::System;
 
 use cap::Cap;
-use vault_format::testing::{reseal, vault_key};
+use vault_format::testing::{framed, minimal_records_body, reseal, vault_key};
 use vault_format::{ErrorClass, KdfParams, SecretString, SlotSpec, Unlock, Vault, parse};
 
 #[global_allocator]
@@ -19,9 +19,13 @@ static ALLOCATOR: Cap<System> = Cap::new(System, usize::MAX);
 const BUDGET: usize = 2 << 20;
 
 fn open_within_budget(file: &[u8], unlock: &Unlock<'_>) -> ErrorClass {
+    open_within(file, unlock, BUDGET)
+}
+
+fn open_within(file: &[u8], unlock: &Unlock<'_>, budget: usize) -> ErrorClass {
     let baseline = ALLOCATOR.allocated();
     ALLOCATOR
-        .set_limit(baseline + BUDGET)
+        .set_limit(baseline + budget)
         .expect("limit above current use");
     let result = Vault::open(file, unlock);
     ALLOCATOR.set_limit(usize::MAX).expect("lift limit");
@@ -106,6 +110,39 @@ fn huge_lengths_are_refused_without_large_allocations() {
         let authentic = reseal(&header, &plaintext, &key);
         let class = open_within_budget(&authentic, &Unlock::new().vault_key(&key));
         assert_eq!(class, ErrorClass::InvalidPayload, "{body:?}");
+    }
+
+    // Lists longer than their caps, behind the MAC: decoding stops at the
+    // cap. A record costs a few hundred bytes once decoded, so 100,000 of
+    // them may take up to about 32 MiB; scopes and extensions stay within
+    // the budget above, and nothing grows with the claimed length.
+    let key_holder = |plaintext: &[u8]| reseal(&header, plaintext, &key);
+    let cases: [(&str, Vec<u8>, usize); 3] = [
+        (
+            "200,000 minimal records",
+            framed(&minimal_records_body(200_000, 0)),
+            48 << 20,
+        ),
+        (
+            "one record with 2,000,000 scopes",
+            framed(&minimal_records_body(1, 2_000_000)),
+            BUDGET,
+        ),
+        (
+            "2,000 records of 256 scopes",
+            framed(&minimal_records_body(2_000, 256)),
+            BUDGET + (8 << 20),
+        ),
+    ];
+    for (what, plaintext, headroom) in cases {
+        let authentic = key_holder(&plaintext);
+        // The plaintext copy made while opening is part of the cost.
+        let class = open_within(
+            &authentic,
+            &Unlock::new().vault_key(&key),
+            plaintext.len() + headroom,
+        );
+        assert_eq!(class, ErrorClass::InvalidPayload, "{what}");
     }
 
     // The budget is real: opening the genuine vault fits in it, and a

@@ -702,10 +702,10 @@ fn too_many_records_are_refused_on_both_sides() {
     body.push(0);
     let mut plaintext = (body.len() as u32).to_le_bytes().to_vec();
     plaintext.extend_from_slice(&body);
-    assert!(matches!(
-        authentic_with_plaintext(&plaintext),
-        Err(OpenError::Payload(PayloadError::TooManyRecords { .. }))
-    ));
+    assert_eq!(
+        authentic_with_plaintext(&plaintext).expect_err("refused"),
+        OpenError::Payload(PayloadError::CountLimit)
+    );
 
     let (mut vault, _) = age_vault(vec![]);
     let template = refresh_record("x", "1//r");
@@ -799,4 +799,27 @@ fn rekey_rotates_the_key_and_drops_removed_slots() {
         Vault::create(&[]),
         Err(vault_format::SlotError::NoSlots)
     ));
+}
+
+#[test]
+fn a_secret_key_given_as_recipient_is_never_quoted() {
+    let identity = IDENTITY.to_string();
+    let secret = age::secrecy::ExposeSecret::expose_secret(&identity).to_owned();
+    let ssh_private = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----";
+    for input in [
+        secret.as_str(),
+        ssh_private,
+        "ssh-ed25519 AGE-SECRET-KEY-1QQQ",
+    ] {
+        let error = Vault::create(&[SlotSpec::Recipient(input)]).expect_err("refused");
+        let text = error.to_string();
+        assert!(
+            !text.contains("SECRET-KEY") && !text.contains("b3BlbnNz") && !text.contains("QQQ"),
+            "{text}"
+        );
+        assert!(text.contains("not shown"), "{text}");
+    }
+    let error =
+        Vault::create(&[SlotSpec::Recipient("age1notarealrecipient")]).expect_err("refused");
+    assert!(error.to_string().contains("age1notarealrecipie"), "{error}");
 }
