@@ -799,7 +799,7 @@ mod tests {
             Some(PayloadError::CountLimit)
         );
         // 1100 records of 256 scopes: the vault-wide budget runs out.
-        assert!(1100 * MAX_SCOPES > MAX_NESTED_ELEMENTS);
+        const { assert!(1100 * MAX_SCOPES > MAX_NESTED_ELEMENTS) };
         assert_eq!(
             decode(&framed(&body(1100, MAX_SCOPES))).err(),
             Some(PayloadError::CountLimit)
