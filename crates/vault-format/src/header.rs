@@ -38,7 +38,7 @@ pub(crate) const SLOT_TYPE_PASSPHRASE: u8 = 2;
 /// nonce 24, sealed key 32 + tag 16.
 pub(crate) const PASSPHRASE_SLOT_LEN: usize = 12 + 32 + 32 + 24 + 48;
 const MAX_RECIPIENT_LEN: usize = 4096;
-const MAX_AGE_STANZAS: usize = 4;
+const MAX_AGE_STANZAS: usize = 2;
 const AGE_VERSION_LINE: &[u8] = b"age-encryption.org/v1\n";
 
 /// A vault's random 16-byte identifier, fixed at creation.
@@ -255,10 +255,12 @@ fn parse_age_slot(index: usize, body: &[u8]) -> Result<AgeSlot, ParseError> {
     })
 }
 
-/// Checks the stanza lines of the embedded age header: no scrypt stanza
-/// (passphrases belong in Argon2id slots), exactly one stanza of the
-/// recipient's kind, and at most a few in all (age adds one "grease" stanza).
-/// Everything else is age's own parser's job when the slot is unwrapped.
+/// Checks the stanza lines of the embedded age header: exactly one stanza
+/// of the recipient's kind, and besides it at most one `*-grease` stanza
+/// (which age's own encryptor adds). Anything else is refused: a `scrypt`
+/// stanza (passphrases belong in Argon2id slots), and any other recipient's
+/// stanza, which would be a hidden extra reader that the stored recipient
+/// string does not show. The stanza contents are age's job at unwrap time.
 fn check_age_stanzas(age_file: &[u8], kind: RecipientKind) -> Result<(), &'static str> {
     let rest = age_file
         .strip_prefix(AGE_VERSION_LINE)
@@ -284,6 +286,8 @@ fn check_age_stanzas(age_file: &[u8], kind: RecipientKind) -> Result<(), &'stati
             }
             if tag == kind.stanza_tag().as_bytes() {
                 of_kind += 1;
+            } else if !tag.ends_with(b"-grease") {
+                return Err("embedded age file holds a stanza for another recipient");
             }
         }
     }
@@ -384,6 +388,11 @@ mod tests {
         assert!(check_age_stanzas(scrypt, RecipientKind::X25519).is_err());
         let two = b"age-encryption.org/v1\n-> X25519 a\nb\n-> X25519 c\nd\n--- mac\n";
         assert!(check_age_stanzas(two, RecipientKind::X25519).is_err());
+        let hidden = b"age-encryption.org/v1\n-> X25519 a\nb\n-> ssh-ed25519 t k\nd\n--- mac\n";
+        assert!(check_age_stanzas(hidden, RecipientKind::X25519).is_err());
+        let greases =
+            b"age-encryption.org/v1\n-> X25519 a\nb\n-> a-grease\n\n-> b-grease\n\n--- mac\n";
+        assert!(check_age_stanzas(greases, RecipientKind::X25519).is_err());
         assert!(
             check_age_stanzas(
                 b"age-encryption.org/v1\n-> X25519 a\n",

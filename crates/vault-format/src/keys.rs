@@ -3,7 +3,7 @@
 //! All keys come from the 32-byte vault key (MK) through HKDF-SHA256 with
 //! distinct labels, so no key is ever used for two purposes.
 
-use std::io::{Read, Write};
+use std::io::Read;
 
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
@@ -88,26 +88,81 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
     Ok(out)
 }
 
-/// Wraps MK in a complete age file for one recipient.
+/// Wraps MK in a complete age v1 file for one recipient.
+///
+/// The file is built here rather than with `age::Encryptor`, whose stream
+/// writer copies the plaintext (which holds MK) into a 64 KiB buffer that it
+/// drops without wiping. age itself only wraps the file key into the
+/// recipient's stanza; the header MAC and the single payload chunk follow
+/// the age v1 spec, and the interop test decrypts the result with stock
+/// `age -d`.
 pub(crate) fn wrap_age(
     recipient: &(dyn age::Recipient + Send + Sync),
     vault_id: &VaultId,
     key: &VaultKey,
 ) -> Result<Vec<u8>, SlotError> {
-    let age_error = |e: &dyn std::fmt::Display| SlotError::Age(e.to_string());
-    let encryptor =
-        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
-            .map_err(|e| age_error(&e))?;
-    let mut plaintext = Zeroizing::new([0u8; AGE_SLOT_PLAINTEXT_LEN]);
-    plaintext[..20].copy_from_slice(AGE_SLOT_CONTEXT);
-    plaintext[20..36].copy_from_slice(&vault_id.0);
-    plaintext[36..].copy_from_slice(key.bytes());
+    use age_core::format::FileKey;
+    use age_core::secrecy::ExposeSecret;
+    use base64::Engine;
+    use base64::prelude::BASE64_STANDARD_NO_PAD;
+    use chacha20poly1305::ChaCha20Poly1305;
+
+    let file_key = FileKey::try_init_with_mut(|k| getrandom::getrandom(k))
+        .map_err(|e| SlotError::Random(e.to_string()))?;
+    let (stanzas, _labels) = recipient
+        .wrap_file_key(&file_key)
+        .map_err(|e| SlotError::Age(e.to_string()))?;
+    let file_key = file_key.expose_secret();
+
     let mut out = Vec::with_capacity(1024);
-    let mut writer = encryptor.wrap_output(&mut out).map_err(|e| age_error(&e))?;
-    writer
-        .write_all(&plaintext[..])
-        .map_err(|e| age_error(&e))?;
-    writer.finish().map_err(|e| age_error(&e))?;
+    out.extend_from_slice(b"age-encryption.org/v1\n");
+    for stanza in &stanzas {
+        out.extend_from_slice(b"-> ");
+        out.extend_from_slice(stanza.tag.as_bytes());
+        for arg in &stanza.args {
+            out.push(b' ');
+            out.extend_from_slice(arg.as_bytes());
+        }
+        out.push(b'\n');
+        // Body lines of 64 columns; the last line is always shorter (it
+        // is empty when the body fills whole lines).
+        let body = BASE64_STANDARD_NO_PAD.encode(&stanza.body);
+        for line in body.as_bytes().chunks(64) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+        if body.len() % 64 == 0 {
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(b"---");
+    let mac_key = hkdf_32(Some(&[]), file_key, &[b"header"]);
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&mac_key[..]).expect("HMAC takes any key length");
+    mac.update(&out);
+    out.push(b' ');
+    out.extend_from_slice(
+        BASE64_STANDARD_NO_PAD
+            .encode(mac.finalize().into_bytes())
+            .as_bytes(),
+    );
+    out.push(b'\n');
+
+    let nonce: [u8; 16] = random().map_err(|e| SlotError::Random(e.to_string()))?;
+    out.extend_from_slice(&nonce);
+    let payload_key = hkdf_32(Some(&nonce), file_key, &[b"payload"]);
+    let mut chunk = Zeroizing::new([0u8; AGE_SLOT_PLAINTEXT_LEN]);
+    chunk[..20].copy_from_slice(AGE_SLOT_CONTEXT);
+    chunk[20..36].copy_from_slice(&vault_id.0);
+    chunk[36..].copy_from_slice(key.bytes());
+    // STREAM nonce: 11-byte big-endian counter 0, then the last-chunk flag.
+    let mut chunk_nonce = [0u8; 12];
+    chunk_nonce[11] = 1;
+    let tag = ChaCha20Poly1305::new((&payload_key[..]).into())
+        .encrypt_in_place_detached((&chunk_nonce).into(), b"", &mut chunk[..])
+        .map_err(|_| SlotError::Age("ChaCha20-Poly1305 refused 68 bytes".into()))?;
+    out.extend_from_slice(&chunk[..]);
+    out.extend_from_slice(&tag);
     Ok(out)
 }
 
@@ -183,7 +238,7 @@ pub(crate) fn seal_passphrase(
     let nonce: [u8; 24] = random().map_err(random_error)?;
     let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, params)?;
     let (wrap_key, commitment) = passphrase_keys(&kek);
-    let mut sealed = [0u8; 48];
+    let mut sealed = Zeroizing::new([0u8; 48]);
     sealed[..32].copy_from_slice(key.bytes());
     let tag = XChaCha20Poly1305::new((&wrap_key[..]).into())
         .encrypt_in_place_detached(
@@ -198,7 +253,7 @@ pub(crate) fn seal_passphrase(
         salt,
         commitment: *commitment,
         nonce,
-        sealed_key: sealed,
+        sealed_key: *sealed,
     })
 }
 
