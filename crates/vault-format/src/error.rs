@@ -279,6 +279,20 @@ pub enum OpenError {
          Check the identity (-i) or passphrase; if they are right, restore the vault from a backup"
     )]
     CannotDecrypt(UnlockSummary),
+    /// A passphrase slot asks for more Argon2 work than the opener allows
+    /// (within the format's policy, but above [`crate::Unlock::max_kdf`]).
+    #[error(
+        "key slot {index} asks for {params}, more Argon2 work than allowed ({limit}); \
+         nothing was tried. If you trust this vault, raise the limit"
+    )]
+    KdfLimit {
+        /// Slot position (0-based).
+        index: usize,
+        /// What the slot asks for.
+        params: KdfParams,
+        /// The opener's limit.
+        limit: KdfParams,
+    },
     /// The vault authenticated but its records are invalid.
     #[error("the vault decrypted, but its contents are invalid: {0}")]
     Payload(#[from] PayloadError),
@@ -290,6 +304,7 @@ impl OpenError {
         match self {
             Self::Parse(error) => error.class(),
             Self::CannotDecrypt(_) => ErrorClass::CannotDecrypt,
+            Self::KdfLimit { .. } => ErrorClass::KdfPolicy,
             Self::Payload(error) => error.class(),
         }
     }

@@ -45,6 +45,24 @@ impl KdfParams {
         parallelism: 16,
     };
 
+    /// The most work [`crate::Unlock`] allows by default: 1 GiB, 8 passes,
+    /// 16 lanes. A forged file can ask for up to the ceiling before its MAC
+    /// can be checked; this keeps an unlock with an untrusted file bounded
+    /// (about 6 s per passphrase slot on the reference machine).
+    pub const UNLOCK_LIMIT: Self = Self {
+        memory_kib: 1024 * 1024,
+        iterations: 8,
+        parallelism: 16,
+    };
+
+    /// Whether these parameters ask for no more than `limit` in every
+    /// dimension.
+    pub fn within(&self, limit: &KdfParams) -> bool {
+        self.memory_kib <= limit.memory_kib
+            && self.iterations <= limit.iterations
+            && self.parallelism <= limit.parallelism
+    }
+
     /// Checks the parameters against [`KdfParams::FLOOR`] and
     /// [`KdfParams::CEILING`]. Pure and cheap: run it before any Argon2 work.
     pub fn check_policy(&self) -> Result<(), KdfPolicyError> {

@@ -34,17 +34,36 @@ pub enum SlotSpec<'a> {
 /// What to try when opening a vault. Slots are tried cheapest first: a raw
 /// vault key, then age identities against every age slot, and only if none
 /// matched, the passphrase against the passphrase slots (Argon2id is slow).
-#[derive(Default)]
 pub struct Unlock<'a> {
     identities: Vec<&'a dyn age::Identity>,
     passphrase: Option<&'a SecretString>,
     vault_key: Option<&'a VaultKey>,
+    max_kdf: KdfParams,
+}
+
+impl Default for Unlock<'_> {
+    fn default() -> Self {
+        Self {
+            identities: Vec::new(),
+            passphrase: None,
+            vault_key: None,
+            max_kdf: KdfParams::UNLOCK_LIMIT,
+        }
+    }
 }
 
 impl<'a> Unlock<'a> {
-    /// Nothing to try yet.
+    /// Nothing to try yet; Argon2 work limited to [`KdfParams::UNLOCK_LIMIT`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Allows passphrase slots up to `limit` (still within the format's
+    /// ceiling). Raise it only for a vault you trust: until the header MAC
+    /// is verified, the parameters are whatever the file says.
+    pub fn max_kdf(mut self, limit: KdfParams) -> Self {
+        self.max_kdf = limit;
+        self
     }
 
     /// Adds an age identity (X25519, or SSH from `age::ssh::Identity`).
@@ -372,6 +391,13 @@ fn recover_key(parsed: &ParsedVault<'_>, unlock: &Unlock<'_>) -> Result<VaultKey
     if let Some(passphrase) = unlock.passphrase {
         for (index, slot) in header.slots.iter().enumerate() {
             if let Slot::Passphrase(slot) = slot {
+                if !slot.params.within(&unlock.max_kdf) {
+                    return Err(OpenError::KdfLimit {
+                        index,
+                        params: slot.params,
+                        limit: unlock.max_kdf,
+                    });
+                }
                 let opened = keys::open_passphrase(slot, passphrase, &header.vault_id)
                     .map_err(|error| crate::ParseError::KdfPolicy { index, error })?;
                 if let Some(key) = opened.filter(|key| authentic(key)) {

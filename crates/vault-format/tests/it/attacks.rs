@@ -823,3 +823,52 @@ fn a_secret_key_given_as_recipient_is_never_quoted() {
         Vault::create(&[SlotSpec::Recipient("age1notarealrecipient")]).expect_err("refused");
     assert!(error.to_string().contains("age1notarealrecipie"), "{error}");
 }
+
+#[test]
+fn an_expensive_passphrase_slot_needs_the_openers_consent() {
+    let (_, file) = age_and_passphrase_vault();
+    let vault = open_with_identity(&file).expect("opens");
+    let key = key_of(&vault);
+    let mut header = parse(&file).expect("parses").header;
+    let expensive = KdfParams {
+        memory_kib: 2 * 1024 * 1024,
+        iterations: 3,
+        parallelism: 1,
+    };
+    assert!(expensive.check_policy().is_ok() && !expensive.within(&KdfParams::UNLOCK_LIMIT));
+    if let Slot::Passphrase(slot) = &mut header.slots[1] {
+        slot.params = expensive;
+    }
+    let authentic = reseal(
+        &header,
+        &plaintext_of(&file, &key).expect("authentic"),
+        &key,
+    );
+    let runs = argon2_runs_on_this_thread();
+    let error =
+        Vault::open(&authentic, &Unlock::new().passphrase(&PASSPHRASE)).expect_err("refused");
+    assert!(
+        matches!(error, OpenError::KdfLimit { index: 1, .. }),
+        "{error}"
+    );
+    assert_eq!(error.class(), ErrorClass::KdfPolicy);
+    assert!(error.to_string().contains("raise the limit"), "{error}");
+    assert_eq!(argon2_runs_on_this_thread(), runs, "Argon2 ran");
+    // Identities come first: the passphrase slot is never reached.
+    let opened = Vault::open(
+        &authentic,
+        &Unlock::new().identity(&*IDENTITY).passphrase(&PASSPHRASE),
+    );
+    assert!(opened.is_ok());
+    // A lowered limit refuses even the floor.
+    let strict = KdfParams {
+        memory_kib: 1024,
+        ..KdfParams::FLOOR
+    };
+    let error = Vault::open(
+        &file,
+        &Unlock::new().passphrase(&PASSPHRASE).max_kdf(strict),
+    )
+    .expect_err("refused");
+    assert_eq!(error.class(), ErrorClass::KdfPolicy);
+}
