@@ -40,9 +40,10 @@ impl ErrorClass {
 
 /// Argon2id parameters outside tokvault's policy.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error(
     "{params} is outside tokvault's policy ({reason}; allowed: m 64 MiB..4 GiB, t 3..64, p 1..16); \
-     no Argon2 work was done. If you wrote this vault with another tool, rekey it with tokvault"
+     no Argon2 work was done"
 )]
 pub struct KdfPolicyError {
     /// The refused parameters.

@@ -155,7 +155,7 @@ mod tests {
         assert!(KdfParams::FLOOR.check_policy().is_ok());
         assert!(KdfParams::DEFAULT.check_policy().is_ok());
         assert!(KdfParams::CEILING.check_policy().is_ok());
-        let below = [
+        let out_of_policy = [
             KdfParams {
                 memory_kib: 65535,
                 ..KdfParams::FLOOR
@@ -193,7 +193,7 @@ mod tests {
                 ..KdfParams::FLOOR
             },
         ];
-        for params in below {
+        for params in out_of_policy {
             let runs_before = ARGON2_RUNS.with(|r| r.get());
             assert!(params.check_policy().is_err(), "{params}");
             assert!(derive_kek(b"pw", &[0; 32], params).is_err(), "{params}");

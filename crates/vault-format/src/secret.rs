@@ -13,6 +13,35 @@ use zeroize::Zeroizing;
 /// value is dropped. `Debug` prints `SecretString(<redacted>)`; there is no
 /// `Display` and no `Serialize`, so a secret cannot reach a log or a JSON
 /// document by accident. Read it with [`SecretString::expose_secret`].
+///
+/// These do not compile (each next to a control that does, so they fail
+/// for the stated reason):
+///
+/// ```compile_fail
+/// let secret = vault_format::SecretString::copy_from("token");
+/// let _ = format!("{secret}");
+/// ```
+/// ```compile_fail
+/// fn serialize<T: serde::Serialize>(_: &T) {}
+/// serialize(&vault_format::SecretString::copy_from("token"));
+/// ```
+/// ```compile_fail
+/// fn serialize<T: serde::Serialize>(_: &T) {}
+/// serialize(&vault_format::SecretBytes::copy_from(b"token"));
+/// ```
+/// ```compile_fail
+/// fn display<T: std::fmt::Display>(_: &T) {}
+/// display(&vault_format::SecretBytes::copy_from(b"token"));
+/// ```
+/// ```
+/// // Controls: the same calls with public data compile.
+/// fn serialize<T: serde::Serialize>(_: &T) {}
+/// fn display<T: std::fmt::Display>(_: &T) {}
+/// let secret = vault_format::SecretString::copy_from("token");
+/// serialize(&secret.expose_secret());
+/// display(&secret.expose_secret());
+/// let _ = format!("{secret:?}");
+/// ```
 #[derive(Clone)]
 pub struct SecretString(Zeroizing<String>);
 

@@ -40,18 +40,6 @@ pub fn reseal(header: &Header, plaintext: &[u8], key: &VaultKey) -> Vec<u8> {
     file
 }
 
-/// Recomputes only the header MAC of a structurally valid file (the
-/// payload is left as it is, so it will not authenticate).
-pub fn fix_header_mac(file: &mut [u8], key: &VaultKey) -> bool {
-    let Ok(parsed) = crate::header::parse(file) else {
-        return false;
-    };
-    let mac_at = parsed.mac_input.len();
-    let mac = keys::header_mac(key, &parsed.header.vault_id, parsed.mac_input);
-    file[mac_at..mac_at + 32].copy_from_slice(&mac);
-    true
-}
-
 /// Decrypts the payload of an authentic file without decoding it.
 pub fn plaintext_of(file: &[u8], key: &VaultKey) -> Option<Zeroizing<Vec<u8>>> {
     let parsed = crate::header::parse(file).ok()?;

@@ -93,10 +93,12 @@ fn stock_age_decrypts_ssh_slots() {
     }
 }
 
+/// A file that stock `age -r` wrote for the right recipient, put in place of
+/// a slot's age file, decrypts under the identity but is not a tokvault age
+/// slot (wrong plaintext layout, and the header MAC no longer matches):
+/// refused as "cannot decrypt".
 #[test]
-fn tokvault_opens_what_stock_age_cannot_be_tricked_into() {
-    // A slot written by stock age with a passphrase (scrypt) is refused
-    // when parsed, before anything is decrypted.
+fn a_plain_age_file_in_a_slot_does_not_open_the_vault() {
     let Some(age) = age_binary() else { return };
     let recipient = std::fs::read_to_string(vector_key("identity.pub")).expect("recipient");
     let dir = tempfile::tempdir().expect("tempdir");
