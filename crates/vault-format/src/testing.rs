@@ -115,3 +115,13 @@ pub fn framed(body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body);
     out
 }
+
+/// Creates a vault with a chosen id and a chosen vault key, so that its
+/// slots and header MAC agree on a key a test vector can publish.
+pub fn create_with_key(
+    vault_id: [u8; 16],
+    key: [u8; 32],
+    slots: &[SlotSpec<'_>],
+) -> Result<Vault, SlotError> {
+    Vault::create_with_id_and_key(VaultId(vault_id), vault_key(key), slots)
+}

@@ -184,7 +184,14 @@ impl Vault {
         vault_id: VaultId,
         slots: &[SlotSpec<'_>],
     ) -> Result<Self, SlotError> {
-        let key = VaultKey::generate().map_err(random_error)?;
+        Self::create_with_id_and_key(vault_id, VaultKey::generate().map_err(random_error)?, slots)
+    }
+
+    pub(crate) fn create_with_id_and_key(
+        vault_id: VaultId,
+        key: VaultKey,
+        slots: &[SlotSpec<'_>],
+    ) -> Result<Self, SlotError> {
         let slots = build_slots(slots, &vault_id, &key)?;
         Ok(Self {
             vault_id,

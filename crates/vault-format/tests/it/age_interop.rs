@@ -121,11 +121,7 @@ fn a_plain_age_file_in_a_slot_does_not_open_the_vault() {
     // and the header MAC no longer matches).
     let l = crate::common::layout(&file);
     let recipient = recipient.trim();
-    let mut slot = vec![1u8];
-    slot.extend_from_slice(&((2 + recipient.len() + age_file.len()) as u32).to_le_bytes());
-    slot.extend_from_slice(&(recipient.len() as u16).to_le_bytes());
-    slot.extend_from_slice(recipient.as_bytes());
-    slot.extend_from_slice(&age_file);
+    let slot = crate::common::age_slot_bytes(recipient, &age_file);
     let spliced = crate::common::with_slots(&file, &[&slot]);
     assert_eq!(l.slots.len(), 1);
     let identity = std::fs::read_to_string(vector_key("identity.txt")).expect("identity");

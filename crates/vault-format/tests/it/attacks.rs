@@ -535,12 +535,7 @@ fn an_age_slot_holding_a_scrypt_stanza_is_refused() {
     let mut writer = scrypt.wrap_output(&mut age_file).expect("age");
     std::io::Write::write_all(&mut writer, &[0; 68]).expect("age");
     writer.finish().expect("age");
-    let recipient = recipient();
-    let mut slot = vec![1u8];
-    slot.extend_from_slice(&((2 + recipient.len() + age_file.len()) as u32).to_le_bytes());
-    slot.extend_from_slice(&(recipient.len() as u16).to_le_bytes());
-    slot.extend_from_slice(recipient.as_bytes());
-    slot.extend_from_slice(&age_file);
+    let slot = age_slot_bytes(&recipient(), &age_file);
     let error = open_with_identity(&with_slots(&file, &[&slot])).expect_err("refused");
     assert!(error.to_string().contains("scrypt"), "{error}");
     assert_eq!(error.class(), ErrorClass::Malformed);
@@ -560,19 +555,7 @@ fn authentic_with_plaintext(plaintext: &[u8]) -> Result<Vault, OpenError> {
 /// The plaintext of a real vault holding `records`, to edit.
 fn plaintext_for(records: Vec<vault_format::Record>) -> Vec<u8> {
     let (_, file) = age_vault(records);
-    let mut plaintext = None;
-    // Recover the vault key the way an emergency `age -d` would.
-    if let Some(Slot::Age(slot)) = parse(&file).expect("parses").header.slots.first() {
-        let mut out = Vec::new();
-        let decryptor = age::Decryptor::new_buffered(&slot.age_file[..]).expect("age");
-        let mut reader = decryptor
-            .decrypt(std::iter::once(&*IDENTITY as &dyn age::Identity))
-            .expect("age");
-        std::io::Read::read_to_end(&mut reader, &mut out).expect("age");
-        let key = vault_format::VaultKey::from_age_slot_plaintext(&out).expect("layout");
-        plaintext = vault_format::testing::plaintext_of(&file, &key).map(|p| p.to_vec());
-    }
-    plaintext.expect("plaintext")
+    plaintext_via_age_slot(&file, &*IDENTITY)
 }
 
 fn body_len(plaintext: &[u8]) -> usize {

@@ -154,3 +154,35 @@ pub(crate) fn with_slots(file: &[u8], slot_bytes: &[&[u8]]) -> Vec<u8> {
     out.extend_from_slice(&file[l.mac..]);
     out
 }
+
+/// The bytes of an age slot (type, length, recipient, age file).
+pub(crate) fn age_slot_bytes(recipient: &str, age_file: &[u8]) -> Vec<u8> {
+    let mut slot = vec![1u8];
+    slot.extend_from_slice(&((2 + recipient.len() + age_file.len()) as u32).to_le_bytes());
+    slot.extend_from_slice(&(recipient.len() as u16).to_le_bytes());
+    slot.extend_from_slice(recipient.as_bytes());
+    slot.extend_from_slice(age_file);
+    slot
+}
+
+/// Recovers the vault key from the first age slot, the way an emergency
+/// `age -d` would, and returns the decrypted payload plaintext.
+pub(crate) fn plaintext_via_age_slot(file: &[u8], identity: &dyn age::Identity) -> Vec<u8> {
+    let Some(vault_format::Slot::Age(slot)) = vault_format::parse(file)
+        .expect("parses")
+        .header
+        .slots
+        .into_iter()
+        .next()
+    else {
+        panic!("the first slot is an age slot")
+    };
+    let decryptor = age::Decryptor::new_buffered(&slot.age_file[..]).expect("age");
+    let mut out = Vec::new();
+    let mut reader = decryptor.decrypt(std::iter::once(identity)).expect("age");
+    std::io::Read::read_to_end(&mut reader, &mut out).expect("age");
+    let key = vault_format::VaultKey::from_age_slot_plaintext(&out).expect("layout");
+    vault_format::testing::plaintext_of(file, &key)
+        .expect("authentic")
+        .to_vec()
+}
