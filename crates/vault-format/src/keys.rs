@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{KdfPolicyError, SlotError};
-use crate::header::{PassphraseSlot, VaultId};
+use crate::header::{Header, ParsedVault, PassphraseSlot, TAG_LEN, VaultId};
 use crate::kdf::{KdfParams, derive_kek};
 use crate::secret::{SecretString, VaultKey};
 
@@ -282,4 +282,46 @@ pub(crate) fn open_passphrase(
         (&slot.sealed_key[32..]).into(),
     );
     Ok(opened.ok().map(|()| VaultKey(key)))
+}
+
+/// Encrypts the payload that follows the header in `file` (everything from
+/// `header_len` on) in place, with the header as associated data, and
+/// appends the tag. The one payload-encryption path, shared by
+/// [`crate::Vault::seal`] and the test hooks.
+pub(crate) fn encrypt_payload(
+    key: &VaultKey,
+    header: &Header,
+    file: &mut Vec<u8>,
+    header_len: usize,
+) -> Result<(), chacha20poly1305::aead::Error> {
+    let (header_bytes, body) = file.split_at_mut(header_len);
+    let tag = payload_cipher(key, &header.payload_nonce, header.generation)
+        .encrypt_in_place_detached(
+            XNonce::from_slice(&header.payload_nonce),
+            header_bytes,
+            body,
+        )?;
+    file.extend_from_slice(&tag);
+    Ok(())
+}
+
+/// Decrypts a parsed file's payload into a zeroizing buffer of exactly its
+/// size. `None` when it does not authenticate under `key`.
+pub(crate) fn decrypt_payload(
+    key: &VaultKey,
+    parsed: &ParsedVault<'_>,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let header = &parsed.header;
+    let (ciphertext, tag) = parsed.payload.split_at(parsed.payload.len() - TAG_LEN);
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(ciphertext.len()));
+    plaintext.extend_from_slice(ciphertext);
+    payload_cipher(key, &header.payload_nonce, header.generation)
+        .decrypt_in_place_detached(
+            XNonce::from_slice(&header.payload_nonce),
+            parsed.header_bytes,
+            &mut plaintext[..],
+            tag.into(),
+        )
+        .ok()?;
+    Some(plaintext)
 }

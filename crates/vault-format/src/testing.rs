@@ -2,8 +2,6 @@
 //! applications: they build files that a correct writer would refuse to
 //! produce, so attack tests and fuzzers can reach the code behind the MAC.
 
-use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::AeadInPlace;
 use zeroize::Zeroizing;
 
 use crate::error::SlotError;
@@ -28,32 +26,13 @@ pub fn reseal(header: &Header, plaintext: &[u8], key: &VaultKey) -> Vec<u8> {
     file.extend_from_slice(&mac);
     let header_len = file.len();
     file.extend_from_slice(plaintext);
-    let (header_bytes, body) = file.split_at_mut(header_len);
-    let tag = keys::payload_cipher(key, &header.payload_nonce, header.generation)
-        .encrypt_in_place_detached(
-            XNonce::from_slice(&header.payload_nonce),
-            header_bytes,
-            body,
-        )
-        .unwrap_or_default();
-    file.extend_from_slice(&tag);
+    keys::encrypt_payload(key, &header, &mut file, header_len).expect("payloads here are small");
     file
 }
 
 /// Decrypts the payload of an authentic file without decoding it.
 pub fn plaintext_of(file: &[u8], key: &VaultKey) -> Option<Zeroizing<Vec<u8>>> {
-    let parsed = crate::header::parse(file).ok()?;
-    let (ciphertext, tag) = parsed.payload.split_at(parsed.payload.len() - TAG_LEN);
-    let mut plain = Zeroizing::new(ciphertext.to_vec());
-    keys::payload_cipher(key, &parsed.header.payload_nonce, parsed.header.generation)
-        .decrypt_in_place_detached(
-            XNonce::from_slice(&parsed.header.payload_nonce),
-            parsed.header_bytes,
-            &mut plain[..],
-            tag.into(),
-        )
-        .ok()?;
-    Some(plain)
+    keys::decrypt_payload(key, &crate::header::parse(file).ok()?)
 }
 
 /// Argon2 runs on the calling thread so far, to prove a refusal came before

@@ -1,7 +1,5 @@
 //! Opening, sealing and rekeying a vault.
 
-use chacha20poly1305::XNonce;
-use chacha20poly1305::aead::AeadInPlace;
 use zeroize::Zeroizing;
 
 use crate::error::{OpenError, SealError, SlotError, UnlockSummary};
@@ -211,19 +209,10 @@ impl Vault {
     pub fn open(bytes: &[u8], unlock: &Unlock<'_>) -> Result<Self, OpenError> {
         let parsed = header::parse(bytes)?;
         let key = recover_key(&parsed, unlock)?;
-        let header = &parsed.header;
-        let mut plaintext = Zeroizing::new(Vec::with_capacity(parsed.payload.len()));
-        let (ciphertext, tag) = parsed.payload.split_at(parsed.payload.len() - TAG_LEN);
-        plaintext.extend_from_slice(ciphertext);
-        keys::payload_cipher(&key, &header.payload_nonce, header.generation)
-            .decrypt_in_place_detached(
-                XNonce::from_slice(&header.payload_nonce),
-                parsed.header_bytes,
-                &mut plaintext[..],
-                tag.into(),
-            )
-            .map_err(|_| OpenError::CannotDecrypt(summary(&parsed, unlock)))?;
+        let plaintext = keys::decrypt_payload(&key, &parsed)
+            .ok_or_else(|| OpenError::CannotDecrypt(summary(&parsed, unlock)))?;
         let (records, extensions) = payload::decode(&plaintext)?;
+        let header = &parsed.header;
         Ok(Self {
             vault_id: header.vault_id,
             generation: header.generation,
@@ -263,14 +252,10 @@ impl Vault {
         file.extend_from_slice(&mac);
         let header_len = file.len();
         file.resize(header_len + plaintext_len, 0);
-        let (header_bytes, body) = file.split_at_mut(header_len);
-        encoder.write(body)?;
-        let tag = keys::payload_cipher(&self.key, &payload_nonce, generation)
-            .encrypt_in_place_detached(XNonce::from_slice(&payload_nonce), header_bytes, body)
-            .map_err(|_| {
-                SealError::Payload(crate::PayloadError::Framing("payload too large to encrypt"))
-            })?;
-        file.extend_from_slice(&tag);
+        encoder.write(&mut file[header_len..])?;
+        keys::encrypt_payload(&self.key, &header, &mut file, header_len).map_err(|_| {
+            SealError::Payload(crate::PayloadError::Framing("payload too large to encrypt"))
+        })?;
         self.generation = generation;
         self.written_at = now;
         self.header_mac = mac;
