@@ -1,0 +1,320 @@
+//! The closed set of refresh outcomes, and how an outcome updates a record.
+
+use std::fmt;
+use std::time::Duration;
+
+use vault_format::{Credential, Record, RefreshClass, RefreshStatus, SecretString};
+
+/// What one refresh (after any retries) came to. Every failure falls in
+/// exactly one class, and the class decides what happens next: a person
+/// re-authorizes, an operator fixes configuration, or a later run retries.
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The server issued a new access token.
+    Refreshed(Refreshed),
+    /// The grant is gone (`invalid_grant`: revoked, expired, replayed, or a
+    /// Google re-authentication policy): a person must authorize again.
+    ReauthorizationRequired(ServerError),
+    /// The client, the record or the endpoint is wrong; retrying the same
+    /// request cannot succeed.
+    Misconfigured(Misconfiguration),
+    /// A failure that a later attempt may not meet.
+    Transient(TransientFailure),
+}
+
+/// A successful token response.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The new access token.
+    pub access_token: SecretString,
+    /// Unix seconds when it expires (request time + `expires_in`), if given.
+    pub expires_at: Option<u64>,
+    /// A new refresh token, when the server rotated it. `None` means the
+    /// old one stays valid and must be kept.
+    pub refresh_token: Option<SecretString>,
+    /// The granted scopes, when the response lists them.
+    pub scopes: Option<Vec<String>>,
+    /// An OpenID Connect ID token, when returned.
+    pub id_token: Option<SecretString>,
+    /// Unix seconds when the request was sent.
+    pub obtained_at: u64,
+}
+
+/// An OAuth error response (RFC 6749 §5.2), sanitized: codes keep the RFC
+/// charset, descriptions lose control and bidi characters, both are capped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerError {
+    /// HTTP status of the response.
+    pub status: u16,
+    /// The `error` code, e.g. `invalid_grant`.
+    pub code: String,
+    /// Google's `error_subtype`, e.g. `invalid_rapt`, when present.
+    pub subtype: Option<String>,
+    /// The `error_description`, when present.
+    pub description: Option<String>,
+}
+
+impl ServerError {
+    /// Whether Google's Workspace re-authentication policy caused this
+    /// (`invalid_rapt` / `rapt_required` in the subtype or description).
+    pub fn is_google_reauth_policy(&self) -> bool {
+        let mentions = |s: &str| s.contains("invalid_rapt") || s.contains("rapt_required");
+        self.subtype.as_deref().is_some_and(mentions)
+            || self.description.as_deref().is_some_and(mentions)
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (HTTP {}", self.code, self.status)?;
+        if let Some(subtype) = &self.subtype {
+            write!(f, ", {subtype}")?;
+        }
+        f.write_str(")")?;
+        if let Some(description) = &self.description {
+            write!(f, ": {description}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a request cannot succeed as configured.
+#[derive(Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Misconfiguration {
+    /// The server rejected the client or the request: `invalid_client`,
+    /// `unauthorized_client`, `invalid_scope`, `unsupported_grant_type`,
+    /// `invalid_request` or an unknown code on a 4xx.
+    Rejected(ServerError),
+    /// The token endpoint URL is not usable (not https off loopback,
+    /// credentials in the URL, unparseable).
+    Endpoint(String),
+    /// The record cannot produce a request (e.g. `client_secret_basic`
+    /// without a secret, a service-account key that does not parse).
+    Credential(String),
+    /// The endpoint answered with a redirect, which is never followed.
+    Redirect {
+        /// HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// Host of the `Location` header, when it parses.
+        location_host: Option<String>,
+    },
+    /// A status that an OAuth token endpoint does not send for this request
+    /// (e.g. 404 with an HTML page).
+    UnexpectedStatus(u16),
+    /// The response was not a usable token response.
+    InvalidResponse {
+        /// HTTP status of the response.
+        status: u16,
+        /// What was wrong with it.
+        problem: ResponseProblem,
+    },
+}
+
+/// What made a token response unusable. Never carries response content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseProblem {
+    /// The body is not a JSON object.
+    NotJson,
+    /// The body exceeded the configured size cap.
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// No `access_token`.
+    MissingAccessToken,
+    /// No `token_type`.
+    MissingTokenType,
+    /// `token_type` is not `Bearer` (case-insensitive).
+    TokenTypeNotBearer,
+    /// A field has the wrong type or characters outside RFC 6749's `VSCHAR`.
+    InvalidField(&'static str),
+}
+
+impl fmt::Display for ResponseProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotJson => f.write_str("the body is not a JSON object"),
+            Self::TooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
+            Self::MissingAccessToken => f.write_str("it has no access_token"),
+            Self::MissingTokenType => f.write_str("it has no token_type"),
+            Self::TokenTypeNotBearer => f.write_str("its token_type is not Bearer"),
+            Self::InvalidField(field) => write!(f, "its {field} field is malformed"),
+        }
+    }
+}
+
+impl fmt::Display for Misconfiguration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected(error) => write!(f, "the token endpoint rejected the request: {error}"),
+            Self::Endpoint(reason) => write!(f, "unusable token endpoint: {reason}"),
+            Self::Credential(reason) => write!(f, "unusable credential: {reason}"),
+            Self::Redirect {
+                status,
+                location_host,
+            } => {
+                write!(
+                    f,
+                    "the token endpoint answered with a redirect (HTTP {status}"
+                )?;
+                if let Some(host) = location_host {
+                    write!(f, " to {host}")?;
+                }
+                f.write_str("), which is not followed; set the final token URL")
+            }
+            Self::UnexpectedStatus(status) => write!(
+                f,
+                "the token endpoint answered HTTP {status} without an OAuth error; check the token URL"
+            ),
+            Self::InvalidResponse { status, problem } => {
+                write!(
+                    f,
+                    "the token response (HTTP {status}) is unusable: {problem}"
+                )
+            }
+        }
+    }
+}
+
+/// A failure worth retrying later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransientFailure {
+    /// What happened.
+    pub kind: TransientKind,
+    /// The server's error, when it sent one (`server_error`,
+    /// `temporarily_unavailable`, or a JSON body on a 5xx).
+    pub error: Option<ServerError>,
+    /// The server's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+/// The kind of a transient failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransientKind {
+    /// The connection could not be made (refused, DNS, TLS handshake).
+    Connect,
+    /// The request or the response took longer than the timeout.
+    Timeout,
+    /// The connection broke while sending or receiving (e.g. a truncated body).
+    Network,
+    /// The server answered with a status meaning "later": 408, 429, 5xx, or
+    /// an OAuth `server_error` / `temporarily_unavailable`.
+    Status(u16),
+}
+
+impl fmt::Display for TransientFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            TransientKind::Connect => f.write_str("could not connect to the token endpoint")?,
+            TransientKind::Timeout => f.write_str("the token endpoint timed out")?,
+            TransientKind::Network => f.write_str("the connection to the token endpoint broke")?,
+            TransientKind::Status(status) => {
+                write!(f, "the token endpoint is unavailable (HTTP {status})")?;
+            }
+        }
+        if let Some(error) = &self.error {
+            write!(f, ": {error}")?;
+        }
+        if let Some(after) = self.retry_after {
+            write!(f, "; it asked to retry after {}s", after.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for RefreshOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refreshed(refreshed) => {
+                f.write_str("refreshed")?;
+                if refreshed.refresh_token.is_some() {
+                    f.write_str(" (refresh token rotated)")?;
+                }
+                Ok(())
+            }
+            Self::ReauthorizationRequired(error) => write!(
+                f,
+                "the grant is no longer valid, re-authorization required: {error}"
+            ),
+            Self::Misconfigured(problem) => write!(f, "misconfigured: {problem}"),
+            Self::Transient(failure) => write!(f, "temporary failure: {failure}"),
+        }
+    }
+}
+
+impl RefreshOutcome {
+    /// The outcome's class, as stored in the vault.
+    pub fn class(&self) -> RefreshClass {
+        match self {
+            Self::Refreshed(_) => RefreshClass::Refreshed,
+            Self::ReauthorizationRequired(_) => RefreshClass::ReauthorizationRequired,
+            Self::Misconfigured(_) => RefreshClass::Misconfigured,
+            Self::Transient(_) => RefreshClass::Transient,
+        }
+    }
+
+    /// The server's error, whatever the class.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Self::Refreshed(_) => None,
+            Self::ReauthorizationRequired(error) => Some(error),
+            Self::Misconfigured(Misconfiguration::Rejected(error)) => Some(error),
+            Self::Misconfigured(_) => None,
+            Self::Transient(failure) => failure.error.as_ref(),
+        }
+    }
+
+    /// Whether a later attempt could succeed without a person acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+
+    /// The status line stored in the record's `last_refresh`.
+    pub fn status_at(&self, at: u64) -> RefreshStatus {
+        let error = self.server_error();
+        let description = match (self, error) {
+            (_, Some(error)) => error.description.clone(),
+            (Self::Refreshed(_), None) => None,
+            // Local and protocol failures: store our own explanation.
+            (other, None) => crate::sanitize::description(&other.to_string()),
+        };
+        RefreshStatus {
+            at,
+            class: self.class(),
+            error_code: error.map(|e| e.code.clone()),
+            error_description: description,
+        }
+    }
+
+    /// Applies this outcome to `record` at time `at` (Unix seconds):
+    /// - on success the access token is replaced; a rotated refresh token
+    ///   replaces the old one (and resets its issue time), a response without
+    ///   one keeps the old; returned scopes replace the stored ones;
+    /// - on failure the tokens are left as they were;
+    /// - either way `last_refresh` and `updated_at` are set.
+    pub fn apply_to(self, record: &mut Record, at: u64) {
+        record.last_refresh = Some(self.status_at(at));
+        record.updated_at = at;
+        let Self::Refreshed(refreshed) = self else {
+            return;
+        };
+        record.access_token = Some(vault_format::AccessToken {
+            token: refreshed.access_token,
+            expires_at: refreshed.expires_at,
+        });
+        if let Some(scopes) = refreshed.scopes {
+            record.scopes = scopes;
+        }
+        if let (Some(rotated), Credential::RefreshToken(credential)) =
+            (refreshed.refresh_token, &mut record.credential)
+        {
+            // Some servers echo the same token when they do not rotate: then
+            // its issue time stays what it was.
+            if rotated.expose_secret() != credential.refresh_token.expose_secret() {
+                credential.refresh_token = rotated;
+                credential.refresh_token_issued_at = Some(refreshed.obtained_at);
+            }
+        }
+    }
+}

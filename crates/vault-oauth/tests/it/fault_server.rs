@@ -1,0 +1,286 @@
+//! An in-process HTTP/1.1 server on 127.0.0.1 for what a real authorization
+//! server will not do on demand: errors, stalls, garbage, truncation,
+//! redirects, huge bodies. Each request gets the next scripted action (the
+//! last one repeats). Raw TCP, so a response can be cut or never sent.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    /// A complete response.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Like `Respond`, after a pause.
+    Delayed(Duration, Box<Action>),
+    /// Read the request and never answer.
+    Stall,
+    /// Declare `declared` bytes of body, send `body`, close.
+    Truncate { declared: usize, body: Vec<u8> },
+    /// A chunked body of `size` bytes without a Content-Length.
+    ChunkedHuge { size: usize },
+}
+
+impl Action {
+    pub(crate) fn json(status: u16, body: &str) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    pub(crate) fn with_header(self, name: &str, value: &str) -> Self {
+        match self {
+            Self::Respond {
+                status,
+                mut headers,
+                body,
+            } => {
+                headers.push((name.into(), value.into()));
+                Self::Respond {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(crate) fn token(access_token: &str) -> Self {
+        Self::json(
+            200,
+            &format!(
+                r#"{{"access_token":"{access_token}","token_type":"Bearer","expires_in":3600}}"#
+            ),
+        )
+    }
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub(crate) struct Received {
+    pub(crate) head: String,
+    pub(crate) body: String,
+}
+
+impl Received {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    }
+
+    pub(crate) fn form(&self, key: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.body.as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    }
+}
+
+type Responder = dyn Fn(&Received) -> Action + Send + Sync;
+type ConnectionState = (
+    Arc<Mutex<Vec<Received>>>,
+    Arc<Responder>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+);
+
+pub(crate) struct FaultServer {
+    pub(crate) port: u16,
+    pub(crate) received: Arc<Mutex<Vec<Received>>>,
+    pub(crate) connections: Arc<AtomicUsize>,
+    pub(crate) max_in_flight: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultServer {
+    /// Scripted: request n gets `script[min(n, len-1)]`.
+    pub(crate) async fn scripted(script: Vec<Action>) -> Self {
+        assert!(!script.is_empty());
+        let counter = AtomicUsize::new(0);
+        Self::with(move |_| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            script[n.min(script.len() - 1)].clone()
+        })
+        .await
+    }
+
+    /// Computes each answer from the request.
+    pub(crate) async fn with(
+        responder: impl Fn(&Received) -> Action + Send + Sync + 'static,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let responder: Arc<Responder> = Arc::new(responder);
+        let task = {
+            let (received, connections, max_in_flight) =
+                (received.clone(), connections.clone(), max_in_flight.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    let state = (
+                        received.clone(),
+                        responder.clone(),
+                        in_flight.clone(),
+                        max_in_flight.clone(),
+                    );
+                    tokio::spawn(serve(stream, state));
+                }
+            })
+        };
+        Self {
+            port,
+            received,
+            connections,
+            max_in_flight,
+            task,
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub(crate) fn requests(&self) -> Vec<Received> {
+        self.received.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    (received, responder, in_flight, max_in_flight): ConnectionState,
+) {
+    let mut buffer = Vec::new();
+    // Keep-alive: serve requests on this connection until it closes.
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        max_in_flight.fetch_max(now, Ordering::SeqCst);
+        received.lock().expect("not poisoned").push(request.clone());
+        let action = responder(&request);
+        let keep_open = respond(&mut stream, action).await;
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !keep_open {
+            return;
+        }
+    }
+}
+
+async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Received> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = find(buffer, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buffer.len() < end + 4 + length {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+            let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).into_owned();
+            buffer.drain(..end + 4 + length);
+            return Some(Received { head, body });
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Writes the action's bytes; returns whether the connection stays usable.
+async fn respond(stream: &mut TcpStream, action: Action) -> bool {
+    match action {
+        Action::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes()).await.is_ok() && stream.write_all(&body).await.is_ok()
+        }
+        Action::Delayed(pause, action) => {
+            tokio::time::sleep(pause).await;
+            Box::pin(respond(stream, *action)).await
+        }
+        Action::Stall => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            false
+        }
+        Action::Truncate { declared, body } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.shutdown().await;
+            false
+        }
+        Action::ChunkedHuge { size } => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return false;
+            }
+            let piece = vec![b'a'; 16 * 1024];
+            let mut sent = 0;
+            while sent < size {
+                let frame = format!("{:x}\r\n", piece.len());
+                if stream.write_all(frame.as_bytes()).await.is_err()
+                    || stream.write_all(&piece).await.is_err()
+                    || stream.write_all(b"\r\n").await.is_err()
+                {
+                    return false;
+                }
+                sent += piece.len();
+            }
+            let _ = stream.write_all(b"0\r\n\r\n").await;
+            false
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! vault-oauth integration tests (one binary): fault injection against an
+//! in-process server, the real oidc-provider, and service-account JWTs
+//! checked by a verifying server and against google-auth.
+
+mod common;
+mod fault_server;
+mod faults;
+mod oidc;
+mod peers;
