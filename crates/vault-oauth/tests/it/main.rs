@@ -7,3 +7,4 @@ mod fault_server;
 mod faults;
 mod oidc;
 mod peers;
+mod service_account;

@@ -1,0 +1,83 @@
+# Shared by scripts/test and scripts/bench: installs the test peers.
+# Source it from the repository root. With CI set, a peer that cannot be
+# installed is a failure, never a skip.
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_updated=""
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ -z "$apt_updated" ]; then
+        $sudo apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# Debian's age: the interop test decrypts an age slot with stock `age -d`.
+if ! have age; then
+    echo "peers: installing Debian's age package (interop test peer)"
+    if ! apt_install age || ! have age; then
+        if [ -n "${CI:-}" ]; then
+            echo "peers: error: could not install age, and CI is set" >&2
+            exit 1
+        fi
+        echo "peers: warning: age is not installed; the interop tests will skip" >&2
+    fi
+fi
+
+echo "peers: age $(age --version 2>/dev/null || echo missing), $(cargo --version)"
+
+# A test peer that cannot be set up: fatal with CI set, else the tests that
+# need it skip (they look for the TOKVAULT_TEST_* variables exported below).
+peer_missing() {
+    if [ -n "${CI:-}" ]; then
+        echo "peers: error: $1, and CI is set" >&2
+        exit 1
+    fi
+    echo "peers: warning: $1; the tests that need it will skip" >&2
+}
+
+# The vault-oauth test peers: panva's oidc-provider (Node, tests/oidc-provider)
+# and google-auth & co. in a virtualenv (tests/python/requirements.txt).
+# Exports TOKVAULT_TEST_NODE and TOKVAULT_TEST_PYTHON for cargo test.
+setup_oauth_peers() {
+    local dir=tests/oidc-provider
+    if ! have node || ! have npm; then
+        peer_missing "node and npm are needed for the oidc-provider test peer"
+    elif [ ! -f "$dir/node_modules/.package-lock.json" ] \
+        || [ ! -f "$dir/node_modules/oidc-provider/package.json" ] \
+        || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        echo "peers: npm ci in $dir (oidc-provider test peer)"
+        if (cd "$dir" && npm ci --no-audit --no-fund); then
+            touch "$dir/node_modules/.package-lock.json"
+            export TOKVAULT_TEST_NODE="$(command -v node)"
+        else
+            peer_missing "npm ci failed in $dir"
+        fi
+    else
+        export TOKVAULT_TEST_NODE="$(command -v node)"
+    fi
+
+    # Rebuilt from scratch whenever requirements.txt differs from the copy
+    # kept inside the venv as its stamp.
+    local venv=target/test-venv req=tests/python/requirements.txt
+    if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.txt"; then
+        echo "peers: creating $venv from $req (Python test peers)"
+        rm -rf "$venv"
+        if python3 -m venv "$venv" \
+            && "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req"; then
+            cp "$req" "$venv/requirements.txt"
+        else
+            rm -rf "$venv"
+            peer_missing "could not create the Python test venv $venv"
+        fi
+    fi
+    if [ -x "$venv/bin/python" ]; then
+        export TOKVAULT_TEST_PYTHON="$PWD/$venv/bin/python"
+    fi
+}
+setup_oauth_peers
+echo "peers: TOKVAULT_TEST_NODE=${TOKVAULT_TEST_NODE:-unset} TOKVAULT_TEST_PYTHON=${TOKVAULT_TEST_PYTHON:-unset}"
+
