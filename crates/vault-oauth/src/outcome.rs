@@ -293,6 +293,35 @@ impl RefreshOutcome {
     ///   one keeps the old; returned scopes replace the stored ones;
     /// - on failure the tokens are left as they were;
     /// - either way `last_refresh` and `updated_at` are set.
+    ///
+    /// ```
+    /// use vault_format::{ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString};
+    /// use vault_oauth::{classify_response, TokenHttpResponse};
+    ///
+    /// let mut record = Record::new(
+    ///     "mail",
+    ///     Provider::Microsoft,
+    ///     "https://login.microsoftonline.com/common/oauth2/v2.0/token",
+    ///     Credential::RefreshToken(RefreshTokenCredential {
+    ///         client_id: "client".into(),
+    ///         client_secret: None,
+    ///         client_auth: ClientAuth::None,
+    ///         refresh_token: SecretString::copy_from("old-refresh"),
+    ///         refresh_token_issued_at: None,
+    ///         authorization_endpoint: None,
+    ///     }),
+    ///     0,
+    /// );
+    /// let body = br#"{"access_token":"new-access","token_type":"Bearer","expires_in":3600,"refresh_token":"new-refresh"}"#;
+    /// let outcome = classify_response(
+    ///     TokenHttpResponse { status: 200, retry_after: None, location: None, body },
+    ///     1_000,
+    /// );
+    /// outcome.apply_to(&mut record, 1_000);
+    /// let Credential::RefreshToken(credential) = &record.credential else { unreachable!() };
+    /// assert_eq!(credential.refresh_token.expose_secret(), "new-refresh");
+    /// assert_eq!(record.access_token.as_ref().and_then(|a| a.expires_at), Some(4_600));
+    /// ```
     pub fn apply_to(self, record: &mut Record, at: u64) {
         record.last_refresh = Some(self.status_at(at));
         record.updated_at = at;

@@ -39,6 +39,28 @@ impl RefreshNeed {
 }
 
 /// Decides for one record at `now` (Unix seconds).
+///
+/// ```
+/// use vault_format::{AccessToken, ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString};
+/// use vault_oauth::{refresh_need, RefreshNeed, DEFAULT_MIN_VALIDITY};
+///
+/// let credential = Credential::RefreshToken(RefreshTokenCredential {
+///     client_id: "client".into(),
+///     client_secret: None,
+///     client_auth: ClientAuth::None,
+///     refresh_token: SecretString::copy_from("refresh"),
+///     refresh_token_issued_at: None,
+///     authorization_endpoint: None,
+/// });
+/// let mut record = Record::new("mail", Provider::Generic, "https://auth.example/token", credential, 0);
+/// let now = 1_700_000_000;
+/// record.access_token = Some(AccessToken { token: SecretString::copy_from("access"), expires_at: Some(now + 300) });
+/// assert_eq!(
+///     refresh_need(&record, now, DEFAULT_MIN_VALIDITY, false),
+///     RefreshNeed::ExpiresSoon { remaining_secs: 300 }
+/// );
+/// assert!(!refresh_need(&record, now, std::time::Duration::from_secs(60), false).should_refresh());
+/// ```
 pub fn refresh_need(record: &Record, now: u64, min_validity: Duration, force: bool) -> RefreshNeed {
     if force {
         return RefreshNeed::Forced;

@@ -37,6 +37,28 @@ pub struct TokenHttpResponse<'a> {
 
 /// Classifies a token endpoint response to a refresh (or JWT bearer) request
 /// sent at `sent_at` (Unix seconds, `now` for `Retry-After` dates too).
+///
+/// ```
+/// use vault_oauth::{classify_response, RefreshOutcome, TokenHttpResponse};
+///
+/// let revoked = classify_response(
+///     TokenHttpResponse {
+///         status: 400,
+///         retry_after: None,
+///         location: None,
+///         body: br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+///     },
+///     1_700_000_000,
+/// );
+/// let RefreshOutcome::ReauthorizationRequired(error) = revoked else { unreachable!() };
+/// assert_eq!(error.code, "invalid_grant");
+///
+/// let busy = classify_response(
+///     TokenHttpResponse { status: 429, retry_after: Some("30"), location: None, body: b"" },
+///     1_700_000_000,
+/// );
+/// assert!(busy.is_transient());
+/// ```
 pub fn classify_response(response: TokenHttpResponse<'_>, sent_at: u64) -> RefreshOutcome {
     let status = response.status;
     let retry_after = response

@@ -7,4 +7,5 @@ mod fault_server;
 mod faults;
 mod oidc;
 mod peers;
+mod properties;
 mod service_account;
