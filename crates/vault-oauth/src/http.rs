@@ -41,7 +41,12 @@ pub struct HttpSetupError;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
+    /// For remote endpoints: honours the `HTTPS_PROXY`/`NO_PROXY`
+    /// environment, as deployments behind a corporate proxy need.
     client: reqwest::Client,
+    /// For loopback endpoints: never proxied, so a plain-http loopback
+    /// request cannot be sent to a proxy named in the environment.
+    direct: reqwest::Client,
     max_response_bytes: usize,
 }
 
@@ -61,7 +66,18 @@ pub(crate) enum Exchange {
 
 impl Http {
     pub(crate) fn new(config: &HttpConfig) -> Result<Self, HttpSetupError> {
-        let client = reqwest::Client::builder()
+        Ok(Self {
+            client: Self::builder(config).build().map_err(|_| HttpSetupError)?,
+            direct: Self::builder(config)
+                .no_proxy()
+                .build()
+                .map_err(|_| HttpSetupError)?,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    fn builder(config: &HttpConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .use_rustls_tls()
             .https_only(false) // http is allowed on loopback; TokenEndpoint checks the rest
             .redirect(reqwest::redirect::Policy::none())
@@ -70,12 +86,6 @@ impl Http {
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(config.max_idle_per_host)
             .user_agent(concat!("tokvault/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|_| HttpSetupError)?;
-        Ok(Self {
-            client,
-            max_response_bytes: config.max_response_bytes,
-        })
     }
 
     pub(crate) fn max_response_bytes(&self) -> usize {
@@ -90,8 +100,12 @@ impl Http {
         form: Zeroizing<String>,
         authorization: Option<HeaderValue>,
     ) -> Exchange {
-        let mut request = self
-            .client
+        let client = if is_loopback(url) {
+            &self.direct
+        } else {
+            &self.client
+        };
+        let mut request = client
             .post(url.clone())
             .header(
                 CONTENT_TYPE,
@@ -159,6 +173,15 @@ impl Http {
             location,
             body,
         }
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
