@@ -1,4 +1,5 @@
-//! The one HTTP client: rustls, no redirects, timeouts, a response size cap.
+//! The HTTP clients (one pool for remote endpoints, one unproxied pool for
+//! loopback): rustls, no redirects, timeouts, a response size cap.
 //! Request and response bodies carry secrets, so they live in zeroizing
 //! buffers on our side; reqwest and hyper errors are mapped to kinds and
 //! never formatted (they can include URLs and bodies).
@@ -41,8 +42,9 @@ pub struct HttpSetupError;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Http {
-    /// For remote endpoints: honours the `HTTPS_PROXY`/`NO_PROXY`
-    /// environment, as deployments behind a corporate proxy need.
+    /// For remote endpoints: honours the proxy environment (`HTTPS_PROXY`,
+    /// `ALL_PROXY`, `NO_PROXY`), as deployments behind a corporate proxy
+    /// need. Only the environment: no OS proxy settings are read.
     client: reqwest::Client,
     /// For loopback endpoints: never proxied, so a plain-http loopback
     /// request cannot be sent to a proxy named in the environment.
@@ -119,9 +121,11 @@ impl Http {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
-        // reqwest takes ownership of the bytes; hyper's copy is not wiped
-        // (documented in SECURITY.md), ours is.
-        let mut response = match request.body(form.as_bytes().to_vec()).send().await {
+        // The buffer moves into reqwest (no copy); hyper does not wipe it
+        // when done (documented in SECURITY.md).
+        let mut form = form;
+        let body = std::mem::take(&mut *form).into_bytes();
+        let mut response = match request.body(body).send().await {
             Ok(response) => response,
             Err(error) => return Exchange::Failed(kind_of(&error)),
         };

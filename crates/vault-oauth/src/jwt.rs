@@ -38,7 +38,7 @@ pub enum KeyError {
     #[error("the service-account private_key's PEM body is not valid base64")]
     Base64,
     /// ring rejected the key (not RSA, too small, inconsistent).
-    #[error("the service-account private_key is not a usable RSA key (2048 to 8192 bits): {0}")]
+    #[error("the service-account private_key is not a usable RSA key (2048 to 4096 bits): {0}")]
     Rejected(String),
 }
 
@@ -127,13 +127,18 @@ pub fn sign_assertion(
     if let Some(subject) = claims.subject {
         body["sub"] = subject.into();
     }
-    let mut signing_input = String::with_capacity(1024);
-    signing_input.push_str(&URL_SAFE_NO_PAD.encode(header.to_string()));
-    signing_input.push('.');
-    signing_input.push_str(&URL_SAFE_NO_PAD.encode(body.to_string()));
-
     let key_pair = key.key_pair()?;
-    let mut signature = vec![0; key_pair.public().modulus_len()];
+    let modulus_len = key_pair.public().modulus_len();
+    let (header, body) = (header.to_string(), body.to_string());
+    // Sized for the whole JWS so that it never reallocates (the finished
+    // assertion is a bearer credential).
+    let capacity = (header.len() + body.len() + modulus_len) * 4 / 3 + 8;
+    let mut signing_input = Zeroizing::new(String::with_capacity(capacity));
+    URL_SAFE_NO_PAD.encode_string(header, &mut signing_input);
+    signing_input.push('.');
+    URL_SAFE_NO_PAD.encode_string(body, &mut signing_input);
+
+    let mut signature = Zeroizing::new(vec![0; modulus_len]);
     key_pair
         .sign(
             &RSA_PKCS1_SHA256,
@@ -143,6 +148,6 @@ pub fn sign_assertion(
         )
         .map_err(|_| KeyError::Rejected("signing failed".to_owned()))?;
     signing_input.push('.');
-    signing_input.push_str(&URL_SAFE_NO_PAD.encode(&signature));
-    Ok(SecretString::new(signing_input))
+    URL_SAFE_NO_PAD.encode_string(&*signature, &mut signing_input);
+    Ok(SecretString::new(std::mem::take(&mut *signing_input)))
 }

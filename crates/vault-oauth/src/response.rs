@@ -90,10 +90,12 @@ pub fn classify_response(response: TokenHttpResponse<'_>, sent_at: u64) -> Refre
         })
     };
     match error {
+        // A 5xx, 408 or 429 means "later" whatever code it carries: a server
+        // in trouble must not make a person re-authorize.
+        Some(error) if status >= 500 || status == 408 || status == 429 => transient(Some(error)),
         Some(error) => match error.code.as_str() {
             "invalid_grant" => RefreshOutcome::ReauthorizationRequired(error),
             "server_error" | "temporarily_unavailable" => transient(Some(error)),
-            _ if status >= 500 || status == 408 || status == 429 => transient(Some(error)),
             _ => RefreshOutcome::Misconfigured(Misconfiguration::Rejected(error)),
         },
         None if status >= 500 || status == 408 || status == 429 => transient(None),
@@ -124,21 +126,26 @@ fn server_error(object: &Map<String, Value>, status: u16) -> Option<ServerError>
 }
 
 fn parse_success(mut object: Map<String, Value>, status: u16, sent_at: u64) -> RefreshOutcome {
+    // Move the tokens into zeroizing secrets before any check can refuse
+    // the response, so that a refused response's tokens are wiped too.
+    let access_token = take_token(&mut object, "access_token");
+    let refresh_token = take_token(&mut object, "refresh_token");
+    let id_token = take_token(&mut object, "id_token");
     match object.get("token_type") {
         None | Some(Value::Null) => return invalid(status, ResponseProblem::MissingTokenType),
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
         Some(_) => return invalid(status, ResponseProblem::TokenTypeNotBearer),
     }
-    let access_token = match take_token(&mut object, "access_token") {
+    let access_token = match access_token {
         Ok(Some(token)) => token,
         Ok(None) => return invalid(status, ResponseProblem::MissingAccessToken),
         Err(problem) => return invalid(status, problem),
     };
-    let refresh_token = match take_token(&mut object, "refresh_token") {
+    let refresh_token = match refresh_token {
         Ok(token) => token,
         Err(problem) => return invalid(status, problem),
     };
-    let id_token = match take_token(&mut object, "id_token") {
+    let id_token = match id_token {
         Ok(token) => token,
         Err(problem) => return invalid(status, problem),
     };
@@ -442,6 +449,12 @@ mod tests {
             classify(503, &body("invalid_client")),
             O::Transient(_)
         ));
+        for status in [500, 429] {
+            assert!(matches!(
+                classify(status, &body("invalid_grant")),
+                O::Transient(_)
+            ));
+        }
         for status in [408, 429, 500, 502, 503, 504] {
             assert!(matches!(classify(status, ""), O::Transient(_)), "{status}");
             assert!(
