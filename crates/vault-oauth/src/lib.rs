@@ -10,7 +10,7 @@
 //! - [`RefreshRequest::from_record`]: a refresh-token grant (client
 //!   authentication `client_secret_post`, `client_secret_basic` or none) or
 //!   a service-account JWT bearer grant (RFC 7523, RS256).
-//! - [`Refresher`]: one pooled HTTPS client (rustls, redirects off,
+//! - [`Refresher`]: pooled HTTPS connections, loopback never proxied (rustls, redirects off,
 //!   timeouts, response size cap); [`Refresher::refresh`] retries transient
 //!   failures with jittered exponential backoff within a count and a time
 //!   budget; [`Refresher::refresh_all`] runs many with bounded concurrency.
@@ -23,14 +23,18 @@
 //! are kept, sanitized and capped.
 //!
 //! ```no_run
-//! use vault_oauth::{Refresher, RefresherConfig, RefreshRequest, DEFAULT_MIN_VALIDITY};
+//! use vault_oauth::{RefreshOutcome, Refresher, RefresherConfig, RefreshRequest, DEFAULT_MIN_VALIDITY};
 //! # async fn example(records: &mut [vault_format::Record], now: u64) -> Result<(), Box<dyn std::error::Error>> {
 //! let refresher = Refresher::new(RefresherConfig::default())?;
 //! let due = vault_oauth::records_to_refresh(records, now, DEFAULT_MIN_VALIDITY, false);
-//! let requests: Vec<RefreshRequest> = due
-//!     .iter()
-//!     .filter_map(|&i| RefreshRequest::from_record(&records[i]).ok())
-//!     .collect();
+//! let mut requests = Vec::new();
+//! for &i in &due {
+//!     match RefreshRequest::from_record(&records[i]) {
+//!         Ok(request) => requests.push(request),
+//!         // A record that cannot even make a request is recorded as such.
+//!         Err(problem) => RefreshOutcome::Misconfigured(problem).apply_to(&mut records[i], now),
+//!     }
+//! }
 //! let reports = refresher.refresh_all(&requests).await;
 //! for (request, report) in requests.iter().zip(reports) {
 //!     let record = records

@@ -1,5 +1,5 @@
 //! Refreshing: one attempt, retries with backoff for transient failures,
-//! and many records at once over one pooled client.
+//! and many records at once over pooled connections.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,7 +96,7 @@ pub struct RefreshReport {
     pub waited: Duration,
 }
 
-/// Obtains access tokens. Cheap to clone; clones share one connection pool.
+/// Obtains access tokens. Cheap to clone; clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct Refresher {
     http: Http,
