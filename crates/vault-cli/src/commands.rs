@@ -1,0 +1,704 @@
+//! One function per command. Each returns the exit code or a [`CliError`].
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+use vault_format::{KdfParams, Record, SecretString, Slot, SlotSpec, Vault};
+use vault_oauth::{RefreshRequest, refresh_need};
+use zeroize::Zeroizing;
+
+use crate::cli::{Cli, Command, ExportFormat, Global, RecipientArgs};
+use crate::error::{CliError, Exit, Result};
+use crate::keys::{self, Keys};
+use crate::output;
+use crate::records::{self, Input};
+use crate::refresh::{self, unix_now};
+use crate::store::{self, Store};
+use crate::timefmt;
+
+pub(crate) fn run(cli: Cli) -> Result<Exit> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Keygen { output } => keygen(output),
+        Command::Init { recipients } => init(global, &recipients),
+        Command::Seal {
+            name,
+            recipients,
+            output,
+            token_uri,
+            input,
+        } => seal(
+            global,
+            &name,
+            &recipients,
+            &output,
+            token_uri.as_deref(),
+            &input,
+        ),
+        Command::Import {
+            name,
+            token_uri,
+            replace,
+            input,
+        } => import(
+            global,
+            name.as_deref(),
+            token_uri.as_deref(),
+            replace,
+            &input,
+        ),
+        Command::List { json } => list(global, json),
+        Command::Refresh {
+            names,
+            min_valid,
+            force,
+            json,
+        } => refresh_command(global, &names, min_valid, force, json),
+        Command::Token { name, min_valid } => {
+            let token = valid_token(global, &name, min_valid)?;
+            print_secret_line(token.expose_secret())
+        }
+        Command::Header { name, min_valid } => {
+            let token = valid_token(global, &name, min_valid)?;
+            let mut line = Zeroizing::new(String::with_capacity(token.len() + 32));
+            line.push_str("Authorization: Bearer ");
+            line.push_str(token.expose_secret());
+            print_secret_line(&line)
+        }
+        Command::Exec {
+            name,
+            env,
+            min_valid,
+            command,
+        } => exec(global, &name, &env, min_valid, &command),
+        Command::Export {
+            name,
+            format,
+            output,
+        } => export(global, &name, format, output.as_deref()),
+        Command::Remove { name } => remove(global, &name),
+        Command::Rekey {
+            recipients,
+            remove_recipient,
+            remove_passphrase,
+        } => rekey(global, &recipients, &remove_recipient, remove_passphrase),
+        Command::Inspect { json } => inspect(global, json),
+        Command::Verify => verify(global),
+    }
+}
+
+fn store(global: &Global) -> Result<Store> {
+    Ok(Store::new(
+        crate::paths::vault(global)?,
+        crate::paths::state_dir(global)?,
+        global.accept_rollback,
+    ))
+}
+
+fn print_secret_line(text: &str) -> Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
+    Ok(Exit::Success)
+}
+
+fn print(text: &str) -> Result<Exit> {
+    print_secret_line(text.trim_end_matches('\n'))
+}
+
+fn read_input(input: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let mut bytes = Zeroizing::new(Vec::with_capacity(64 * 1024));
+    if input == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+    } else {
+        let mut file =
+            std::fs::File::open(input).map_err(|e| CliError::io("cannot open", input, &e))?;
+        let len = file.metadata().map_or(0, |m| m.len() as usize);
+        if len > 64 * 1024 * 1024 {
+            return Err(CliError::failure(format!(
+                "{} is larger than 64 MiB",
+                input.display()
+            )));
+        }
+        bytes = Zeroizing::new(Vec::with_capacity(len + 1));
+        file.read_to_end(&mut bytes)
+            .map_err(|e| CliError::io("cannot read", input, &e))?;
+    }
+    Ok(bytes)
+}
+
+fn warn_plaintext_input(input: &Path) {
+    if input != Path::new("-") {
+        tracing::warn!(
+            "{} holds tokens in plaintext; now that they are encrypted, delete it (e.g. shred -u {})",
+            input.display(),
+            input.display()
+        );
+    }
+}
+
+/// Slot specs for recipients and an optional new passphrase.
+fn slot_specs<'a>(
+    recipients: &'a [String],
+    passphrase: Option<&'a SecretString>,
+) -> Vec<SlotSpec<'a>> {
+    let mut slots: Vec<SlotSpec<'a>> = recipients.iter().map(|r| SlotSpec::Recipient(r)).collect();
+    if let Some(passphrase) = passphrase {
+        slots.push(SlotSpec::Passphrase {
+            passphrase,
+            params: KdfParams::DEFAULT,
+        });
+    }
+    slots
+}
+
+fn new_vault(global: &Global, args: &RecipientArgs) -> Result<(Vec<String>, Option<SecretString>)> {
+    let recipients = keys::recipients(args)?;
+    let passphrase = if args.passphrase {
+        Some(keys::new_passphrase(global)?)
+    } else {
+        None
+    };
+    if recipients.is_empty() && passphrase.is_none() {
+        return Err(CliError::usage(
+            "a vault needs at least one key slot: give -r RECIPIENT, -R FILE or --passphrase",
+        ));
+    }
+    Ok((recipients, passphrase))
+}
+
+fn create_vault(recipients: &[String], passphrase: Option<&SecretString>) -> Result<Vault> {
+    Vault::create(&slot_specs(recipients, passphrase))
+        .map_err(|e| CliError::usage(format!("cannot create the key slots: {e}")))
+}
+
+fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
+    vault
+        .seal(unix_now())
+        .map_err(|e| CliError::failure(format!("cannot encrypt the vault: {e}")))
+}
+
+fn keygen(output: Option<PathBuf>) -> Result<Exit> {
+    let path = match output {
+        Some(path) => path,
+        None => crate::paths::default_identity()?,
+    };
+    if path.exists() {
+        return Err(CliError::failure(format!(
+            "{} already exists; refusing to overwrite an identity",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        store::ensure_private_dir(parent)?;
+    }
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let secret = {
+        use age::secrecy::ExposeSecret as _;
+        let secret = identity.to_string();
+        let mut text = Zeroizing::new(String::with_capacity(200));
+        text.push_str(&format!(
+            "# created: {}\n# public key: {recipient}\n",
+            timefmt::rfc3339(unix_now())
+        ));
+        text.push_str(secret.expose_secret());
+        text.push('\n');
+        text
+    };
+    store::write_atomic(&path, secret.as_bytes(), false)?;
+    tracing::info!("identity written to {} (mode 0600)", path.display());
+    print(&recipient)
+}
+
+fn init(global: &Global, args: &RecipientArgs) -> Result<Exit> {
+    let store = store(global)?;
+    if store.exists() {
+        return Err(CliError::failure(format!(
+            "{} already exists; refusing to overwrite a vault",
+            store.path.display()
+        )));
+    }
+    let (recipients, passphrase) = new_vault(global, args)?;
+    if let Some(parent) = store.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        store::ensure_private_dir(parent)?;
+    }
+    let mut vault = create_vault(&recipients, passphrase.as_ref())?;
+    let bytes = seal_vault(&mut vault)?;
+    store.write(&bytes, &vault, false)?;
+    tracing::info!(
+        "created {} with {} key slot(s)",
+        store.path.display(),
+        vault.slots().len()
+    );
+    Ok(Exit::Success)
+}
+
+fn seal(
+    global: &Global,
+    name: &str,
+    args: &RecipientArgs,
+    output: &Path,
+    token_uri: Option<&str>,
+    input: &Path,
+) -> Result<Exit> {
+    if output.exists() {
+        return Err(CliError::failure(format!(
+            "{} already exists; refusing to overwrite it",
+            output.display()
+        )));
+    }
+    let bytes = read_input(input)?;
+    let record = match records::parse_input(&bytes, Some(name), token_uri, unix_now())? {
+        Input::Record(record) => record,
+        Input::Vault => {
+            return Err(CliError::usage(
+                "seal takes a token file, not a vault (use `tokvault rekey` to change a vault's recipients)",
+            ));
+        }
+    };
+    let (recipients, passphrase) = new_vault(global, args)?;
+    let mut vault = create_vault(&recipients, passphrase.as_ref())?;
+    vault.records_mut().push(*record);
+    let sealed = seal_vault(&mut vault)?;
+    store::write_atomic(output, &sealed, false)?;
+    tracing::info!(
+        "sealed record {name:?} into {} for {} key slot(s)",
+        output.display(),
+        vault.slots().len()
+    );
+    warn_plaintext_input(input);
+    Ok(Exit::Success)
+}
+
+fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
+    match vault.record_mut(&record.name) {
+        Some(existing) if replace => *existing = record,
+        Some(_) => {
+            return Err(CliError::failure(format!(
+                "a record named {:?} already exists; pass --replace to replace it, or choose another --name",
+                record.name
+            )));
+        }
+        None => vault.records_mut().push(record),
+    }
+    Ok(())
+}
+
+fn import(
+    global: &Global,
+    name: Option<&str>,
+    token_uri: Option<&str>,
+    replace: bool,
+    input: &Path,
+) -> Result<Exit> {
+    let store = store(global)?;
+    let bytes = read_input(input)?;
+    let mut keys = Keys::load(global)?;
+    let parsed = records::parse_input(&bytes, name, token_uri, unix_now())?;
+    let _guard = store.lock(global.lock_timeout)?;
+    let current = store.read()?;
+    let mut vault = store.open(&current, &mut keys)?;
+    let mut imported = Vec::new();
+    let plaintext_input = matches!(parsed, Input::Record(_));
+    match parsed {
+        Input::Record(record) => {
+            imported.push(record.name.clone());
+            merge(&mut vault, *record, replace)?;
+        }
+        Input::Vault => {
+            if name.is_some() || token_uri.is_some() {
+                return Err(CliError::usage(
+                    "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
+                ));
+            }
+            let other = Vault::open(&bytes, &unlock_of(&keys))
+                .map_err(|e| CliError::untrusted(format!("{}: {e}", input.display())))?;
+            for record in other.records() {
+                imported.push(record.name.clone());
+                merge(&mut vault, record.clone(), replace)?;
+            }
+        }
+    }
+    let sealed = seal_vault(&mut vault)?;
+    store.write(&sealed, &vault, true)?;
+    tracing::info!(
+        "imported {} into {}",
+        imported.join(", "),
+        store.path.display()
+    );
+    if plaintext_input {
+        warn_plaintext_input(input);
+    }
+    Ok(Exit::Success)
+}
+
+fn unlock_of(keys: &Keys) -> vault_format::Unlock<'_> {
+    let mut unlock = vault_format::Unlock::new();
+    for identity in &keys.identities {
+        unlock = unlock.identity(identity.as_ref());
+    }
+    if let Some(passphrase) = &keys.passphrase {
+        unlock = unlock.passphrase(passphrase);
+    }
+    unlock
+}
+
+fn open_read_only(global: &Global) -> Result<(Store, Keys, Vault)> {
+    let store = store(global)?;
+    let mut keys = Keys::load(global)?;
+    let bytes = store.read()?;
+    let vault = store.open(&bytes, &mut keys)?;
+    Ok((store, keys, vault))
+}
+
+fn list(global: &Global, json: bool) -> Result<Exit> {
+    let (_, _, vault) = open_read_only(global)?;
+    let now = unix_now();
+    if json {
+        let records: Vec<_> = vault
+            .records()
+            .iter()
+            .map(|r| output::record_json(r, now))
+            .collect();
+        return print(
+            &serde_json::to_string_pretty(&json!({ "records": records })).unwrap_or_default(),
+        );
+    }
+    if vault.records().is_empty() {
+        tracing::warn!("the vault holds no records yet: add one with `tokvault import`");
+        return Ok(Exit::Success);
+    }
+    print(&output::list_text(vault.records(), now))
+}
+
+fn refresh_command(
+    global: &Global,
+    names: &[String],
+    min_valid: Duration,
+    force: bool,
+    json: bool,
+) -> Result<Exit> {
+    let store = store(global)?;
+    let mut keys = Keys::load(global)?;
+    let run = refresh::run(
+        &store,
+        &mut keys,
+        global.lock_timeout,
+        names,
+        min_valid,
+        force,
+    )?;
+    let exit = run.exit();
+    if json {
+        let results: Vec<_> = run
+            .results
+            .iter()
+            .map(|r| {
+                json!({
+                    "name": r.name,
+                    "outcome": r.class.map_or("fresh", output::class_label),
+                    "error_code": r.error_code,
+                    "message": r.message,
+                    "attempts": r.attempts,
+                })
+            })
+            .collect();
+        print(
+            &serde_json::to_string_pretty(
+                &json!({ "records": results, "saved": run.wrote, "exit_code": exit as u8 }),
+            )
+            .unwrap_or_default(),
+        )?;
+    } else {
+        for result in &run.results {
+            print(&format!("{}: {}", result.name, result.message))?;
+        }
+    }
+    Ok(exit)
+}
+
+/// A valid access token for `name`: the stored one when it stays valid for
+/// `min_valid` (no lock, no write), else refresh and persist first.
+fn valid_token(global: &Global, name: &str, min_valid: Duration) -> Result<SecretString> {
+    let store = store(global)?;
+    let mut keys = Keys::load(global)?;
+    let bytes = store.read()?;
+    let vault = store.open(&bytes, &mut keys)?;
+    let record = vault.record(name).ok_or_else(|| {
+        CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
+    })?;
+    if !refresh_need(record, unix_now(), min_valid, false).should_refresh()
+        && let Some(access) = &record.access_token
+    {
+        return Ok(access.token.clone());
+    }
+    drop(vault);
+    let run = refresh::run(
+        &store,
+        &mut keys,
+        global.lock_timeout,
+        &[name.to_owned()],
+        min_valid,
+        false,
+    )?;
+    let record = run.vault.record(name).ok_or_else(|| {
+        CliError::failure(format!("record {name:?} disappeared while refreshing"))
+    })?;
+    let result = run.results.iter().find(|r| r.name == name);
+    let now = unix_now();
+    let still_valid = record
+        .access_token
+        .as_ref()
+        .filter(|a| a.expires_at.is_some_and(|at| at > now + 30));
+    match (result.and_then(|r| r.class), still_valid) {
+        (Some(vault_format::RefreshClass::Refreshed) | None, Some(access)) => {
+            Ok(access.token.clone())
+        }
+        (Some(vault_format::RefreshClass::Transient), Some(access)) => {
+            tracing::warn!(record = %name, "refresh failed for now; the current token is still valid and is used: {}", result.map_or("", |r| r.message.as_str()));
+            Ok(access.token.clone())
+        }
+        (_, _) => {
+            let message =
+                result.map_or_else(|| "no valid access token".to_owned(), |r| r.message.clone());
+            let exit = match result.and_then(|r| r.class) {
+                Some(vault_format::RefreshClass::ReauthorizationRequired) => Exit::Reauthorize,
+                Some(vault_format::RefreshClass::Transient) => Exit::Temporary,
+                _ => Exit::Failure,
+            };
+            Err(CliError::new(exit, format!("{name}: {message}")))
+        }
+    }
+}
+
+fn exec(
+    global: &Global,
+    name: &str,
+    env: &str,
+    min_valid: Duration,
+    command: &[String],
+) -> Result<Exit> {
+    if env.is_empty() || env.contains('=') || env.contains('\0') {
+        return Err(CliError::usage(format!(
+            "--env {env:?} is not a valid environment variable name"
+        )));
+    }
+    let token = valid_token(global, name, min_valid)?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| CliError::usage("exec needs a command after --"))?;
+    use std::os::unix::process::CommandExt as _;
+    // exec replaces this process: the child's exit status is ours, and no
+    // decrypted state outlives the switch.
+    let error = std::process::Command::new(program)
+        .args(args)
+        .env(env, token.expose_secret())
+        .exec();
+    Err(CliError::failure(format!(
+        "cannot run {program:?}: {error}"
+    )))
+}
+
+fn export(
+    global: &Global,
+    name: &str,
+    format: ExportFormat,
+    output: Option<&Path>,
+) -> Result<Exit> {
+    let (_, _, vault) = open_read_only(global)?;
+    let record = vault.record(name).ok_or_else(|| {
+        CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
+    })?;
+    let text = match format {
+        ExportFormat::Google => records::to_google_json(record)?,
+        ExportFormat::Json => records::to_tokvault_json(record),
+    };
+    match output {
+        Some(path) => {
+            store::write_atomic(path, text.as_bytes(), false)?;
+            tracing::warn!(
+                "{} holds the record in PLAINTEXT (mode 0600); delete it when done",
+                path.display()
+            );
+        }
+        None => {
+            tracing::warn!("the output is PLAINTEXT: it holds the refresh token");
+            print_secret_line(&text)?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn remove(global: &Global, name: &str) -> Result<Exit> {
+    let store = store(global)?;
+    let mut keys = Keys::load(global)?;
+    let _guard = store.lock(global.lock_timeout)?;
+    let bytes = store.read()?;
+    let mut vault = store.open(&bytes, &mut keys)?;
+    let before = vault.records().len();
+    vault.records_mut().retain(|r| r.name != name);
+    if vault.records().len() == before {
+        return Err(CliError::failure(format!(
+            "no record named {name:?} (see `tokvault list`)"
+        )));
+    }
+    let sealed = seal_vault(&mut vault)?;
+    store.write(&sealed, &vault, true)?;
+    tracing::info!("removed {name:?}");
+    Ok(Exit::Success)
+}
+
+fn rekey(
+    global: &Global,
+    args: &RecipientArgs,
+    remove: &[String],
+    remove_passphrase: bool,
+) -> Result<Exit> {
+    let store = store(global)?;
+    let mut keys = Keys::load(global)?;
+    let added = keys::recipients(args)?;
+    let mut removed = Vec::new();
+    for r in remove {
+        let (_, canonical) = vault_format::canonical_recipient(r)
+            .map_err(|reason| CliError::usage(format!("--remove-recipient {r:?}: {reason}")))?;
+        removed.push(canonical);
+    }
+    let _guard = store.lock(global.lock_timeout)?;
+    let bytes = store.read()?;
+    let mut vault = store.open(&bytes, &mut keys)?;
+    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
+    for r in &removed {
+        if !current.contains(r) {
+            return Err(CliError::usage(format!(
+                "{r} is not a recipient of this vault (see `tokvault inspect`)"
+            )));
+        }
+    }
+    let mut recipients: Vec<String> = current
+        .into_iter()
+        .filter(|r| !removed.contains(r))
+        .collect();
+    for r in added {
+        if !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    let had_passphrase = vault
+        .slots()
+        .iter()
+        .any(|s| matches!(s, Slot::Passphrase(_)));
+    let passphrase = if args.passphrase {
+        Some(keys::new_passphrase(global)?)
+    } else if had_passphrase && !remove_passphrase {
+        Some(keys.passphrase.clone().ok_or_else(|| {
+            CliError::usage(
+                "the vault has a passphrase slot, which a rekey must rebuild: give the current passphrase \
+                 (--passphrase-file), set a new one (--passphrase) or drop it (--remove-passphrase)",
+            )
+        })?)
+    } else {
+        None
+    };
+    if recipients.is_empty() && passphrase.is_none() {
+        return Err(CliError::usage(
+            "refusing to leave the vault without any key slot",
+        ));
+    }
+    vault
+        .rekey(&slot_specs(&recipients, passphrase.as_ref()))
+        .map_err(|e| CliError::usage(format!("cannot build the key slots: {e}")))?;
+    let sealed = seal_vault(&mut vault)?;
+    store.write(&sealed, &vault, true)?;
+    tracing::info!(
+        "rekeyed {}: {} recipient(s){}",
+        store.path.display(),
+        recipients.len(),
+        if passphrase.is_some() {
+            " and a passphrase"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Success)
+}
+
+fn inspect(global: &Global, json: bool) -> Result<Exit> {
+    let store = store(global)?;
+    let bytes = store.read()?;
+    let (header, mac) = vault_format::inspect(&bytes)
+        .map_err(|e| CliError::untrusted(format!("{}: {e}", store.path.display())))?;
+    let slots: Vec<serde_json::Value> = header
+        .slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Age(age) => json!({"kind": "age", "recipient": age.recipient}),
+            Slot::Passphrase(p) => json!({"kind": "passphrase", "kdf": "argon2id", "memory_kib": p.params.memory_kib, "iterations": p.params.iterations, "parallelism": p.params.parallelism}),
+            _ => json!({"kind": "unknown"}),
+        })
+        .collect();
+    let pin = store.pin_status_without_key(&header, &mac)?;
+    if json {
+        return print(
+            &serde_json::to_string_pretty(&json!({
+                "format_version": vault_format::FORMAT_VERSION,
+                "vault_id": header.vault_id.to_string(),
+                "generation": header.generation,
+                "written_at": header.written_at,
+                "file_size": bytes.len(),
+                "payload_size": header.payload_len,
+                "slots": slots,
+                "pin": pin,
+            }))
+            .unwrap_or_default(),
+        );
+    }
+    let mut out = format!(
+        "file:        {}\nformat:      tokvault v{}\nvault id:    {}\ngeneration:  {}\nwritten at:  {}\nsize:        {} bytes (payload {} bytes)\npin:         {pin}\nslots:\n",
+        store.path.display(),
+        vault_format::FORMAT_VERSION,
+        header.vault_id,
+        header.generation,
+        timefmt::rfc3339(header.written_at),
+        bytes.len(),
+        header.payload_len,
+    );
+    for slot in &header.slots {
+        match slot {
+            Slot::Age(age) => out.push_str(&format!("  age         {}\n", age.recipient)),
+            Slot::Passphrase(p) => out.push_str(&format!("  passphrase  {}\n", p.params)),
+            _ => out.push_str("  unknown\n"),
+        }
+    }
+    print(&out)
+}
+
+fn verify(global: &Global) -> Result<Exit> {
+    let (store, _, vault) = open_read_only(global)?;
+    let mut problems = Vec::new();
+    for record in vault.records() {
+        if let Err(problem) = RefreshRequest::from_record(record) {
+            problems.push(format!("{}: {problem}", record.name));
+        }
+    }
+    if problems.is_empty() {
+        print(&format!(
+            "{}: ok, {} record(s), generation {}",
+            store.path.display(),
+            vault.records().len(),
+            vault.generation()
+        ))?;
+        Ok(Exit::Success)
+    } else {
+        Err(CliError::untrusted(format!(
+            "{}: {}",
+            store.path.display(),
+            problems.join("; ")
+        )))
+    }
+}

@@ -1,0 +1,69 @@
+//! Exit codes and the one error type of the CLI.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Exit codes: a contract for scripts and alerts (README, "Exit codes").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Exit {
+    Success = 0,
+    Failure = 1,
+    Usage = 2,
+    /// A refresh token was rejected: a person must re-authorize.
+    Reauthorize = 3,
+    /// Network, 5xx, 429, timeout, lock busy: retry later, nothing lost.
+    Temporary = 4,
+    /// The vault cannot be opened or trusted.
+    Untrusted = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// What went wrong and what to do; never anything secret.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    pub(crate) exit: Exit,
+    pub(crate) message: String,
+}
+
+impl CliError {
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failure, message)
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    pub(crate) fn untrusted(message: impl Into<String>) -> Self {
+        Self::new(Exit::Untrusted, message)
+    }
+
+    pub(crate) fn temporary(message: impl Into<String>) -> Self {
+        Self::new(Exit::Temporary, message)
+    }
+
+    /// An I/O failure on `path` while doing `what`.
+    pub(crate) fn io(what: &str, path: &std::path::Path, error: &std::io::Error) -> Self {
+        Self::failure(format!("{what} {}: {error}", path.display()))
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+pub(crate) type Result<T> = std::result::Result<T, CliError>;

@@ -1,0 +1,132 @@
+//! Human and JSON renderings of records (never a secret).
+
+use serde_json::{Value, json};
+use vault_format::{Credential, Record, RefreshClass};
+
+/// `45s`, `12m`, `3h 5m`, `2d 4h`.
+pub(crate) fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, s / 60 % 60),
+        s => format!("{}d {}h", s / 86_400, s / 3600 % 24),
+    }
+}
+
+pub(crate) fn class_label(class: RefreshClass) -> &'static str {
+    match class {
+        RefreshClass::Refreshed => "refreshed",
+        RefreshClass::ReauthorizationRequired => "reauthorization-required",
+        RefreshClass::Misconfigured => "misconfigured",
+        RefreshClass::Transient => "transient",
+    }
+}
+
+fn kind(record: &Record) -> &'static str {
+    match record.credential {
+        Credential::RefreshToken(_) => "refresh-token",
+        Credential::ServiceAccount(_) => "service-account",
+        _ => "unknown",
+    }
+}
+
+fn refresh_token_issued_at(record: &Record) -> Option<u64> {
+    match &record.credential {
+        Credential::RefreshToken(c) => c.refresh_token_issued_at.or(Some(record.created_at)),
+        _ => None,
+    }
+}
+
+fn expiry_text(record: &Record, now: u64) -> String {
+    match record.access_token.as_ref().map(|a| a.expires_at) {
+        None => "none".to_owned(),
+        Some(None) => "unknown".to_owned(),
+        Some(Some(at)) if at > now => format!("in {}", human_duration(at - now)),
+        Some(Some(at)) => format!("expired {} ago", human_duration(now - at)),
+    }
+}
+
+pub(crate) fn record_json(record: &Record, now: u64) -> Value {
+    json!({
+        "name": record.name,
+        "kind": kind(record),
+        "provider": record.provider.as_str(),
+        "account": record.account,
+        "scopes": record.scopes,
+        "token_endpoint": record.token_endpoint,
+        "access_token_expires_at": record.access_token.as_ref().and_then(|a| a.expires_at),
+        "access_token_valid": record.access_token.as_ref().and_then(|a| a.expires_at).is_some_and(|at| at > now),
+        "refresh_token_issued_at": refresh_token_issued_at(record),
+        "refresh_token_age_seconds": refresh_token_issued_at(record).map(|at| now.saturating_sub(at)),
+        "last_refresh": record.last_refresh.as_ref().map(|s| json!({
+            "at": s.at,
+            "outcome": class_label(s.class),
+            "error_code": s.error_code,
+            "error_description": s.error_description,
+        })),
+    })
+}
+
+pub(crate) fn list_text(records: &[Record], now: u64) -> String {
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "KIND".to_owned(),
+        "ACCOUNT".to_owned(),
+        "ACCESS TOKEN".to_owned(),
+        "REFRESH TOKEN AGE".to_owned(),
+        "LAST REFRESH".to_owned(),
+        "SCOPES".to_owned(),
+    ]];
+    for record in records {
+        let last = record.last_refresh.as_ref().map_or_else(
+            || "never".to_owned(),
+            |s| {
+                format!(
+                    "{} {} ago",
+                    class_label(s.class),
+                    human_duration(now.saturating_sub(s.at))
+                )
+            },
+        );
+        rows.push([
+            record.name.clone(),
+            kind(record).to_owned(),
+            record.account.clone().unwrap_or_else(|| "-".to_owned()),
+            expiry_text(record, now),
+            refresh_token_issued_at(record).map_or_else(
+                || "-".to_owned(),
+                |at| human_duration(now.saturating_sub(at)),
+            ),
+            last,
+            if record.scopes.is_empty() {
+                "-".to_owned()
+            } else {
+                record.scopes.join(" ")
+            },
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (cell, width))| {
+                if i == 6 {
+                    cell.clone()
+                } else {
+                    format!("{cell:width$}")
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
