@@ -1,0 +1,401 @@
+//! Offline commands, flags and exit codes, including bad input.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use crate::common::{Sandbox, google_token_json, read};
+
+const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+fn token_file(sandbox: &Sandbox, name: &str, refresh_token: &str) -> std::path::PathBuf {
+    sandbox.write(
+        name,
+        &google_token_json(
+            TOKEN_URI,
+            "client-id",
+            "client-secret-canary",
+            refresh_token,
+        ),
+    )
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn keygen_writes_a_private_identity_and_refuses_to_overwrite() {
+    let sandbox = Sandbox::new();
+    let recipient = sandbox.keygen();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+    assert_eq!(mode(&sandbox.identity()), 0o600);
+    let text = std::fs::read_to_string(sandbox.identity()).expect("identity");
+    assert!(text.contains("AGE-SECRET-KEY-1") && text.contains(&recipient));
+    let again = sandbox.run_bare(&["keygen", "-o", sandbox.identity().to_str().expect("utf-8")]);
+    again.assert_code(1);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_to_string(sandbox.identity()).expect("identity"),
+        text,
+        "untouched"
+    );
+}
+
+#[test]
+fn init_import_list_export_remove() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    assert_eq!(mode(&sandbox.vault()), 0o600);
+    sandbox
+        .run(&[
+            "init",
+            "-r",
+            "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+        ])
+        .assert_code(1);
+
+    let input = token_file(&sandbox, "laptop/token_gmail.json", "refresh-canary-1");
+    let run = sandbox.run(&["import", "--name", "gmail", input.to_str().expect("utf-8")]);
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("plaintext"),
+        "warns to delete the input: {}",
+        run.stderr
+    );
+
+    // A name clash fails unless --replace.
+    let clash = sandbox.run(&["import", "--name", "gmail", input.to_str().expect("utf-8")]);
+    clash.assert_code(1);
+    assert!(clash.stderr.contains("--replace"), "{}", clash.stderr);
+    sandbox
+        .run(&[
+            "import",
+            "--name",
+            "gmail",
+            "--replace",
+            input.to_str().expect("utf-8"),
+        ])
+        .assert_code(0);
+
+    let list = sandbox.run(&["list", "--json"]);
+    list.assert_code(0);
+    assert!(!list.stdout.contains("canary"), "no secret in list");
+    let listed: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    assert_eq!(listed["records"][0]["name"], "gmail");
+    assert_eq!(listed["records"][0]["kind"], "refresh-token");
+    assert_eq!(listed["records"][0]["provider"], "google");
+    let text = sandbox.run(&["list"]);
+    text.assert_code(0);
+    assert!(text.stdout.contains("gmail") && !text.stdout.contains("canary"));
+
+    let exported = sandbox.path("out/gmail.json");
+    std::fs::create_dir_all(exported.parent().expect("parent")).expect("mkdir");
+    let run = sandbox.run(&[
+        "export",
+        "gmail",
+        "--format",
+        "google",
+        "-o",
+        exported.to_str().expect("utf-8"),
+    ]);
+    run.assert_code(0);
+    assert!(run.stderr.contains("PLAINTEXT"), "{}", run.stderr);
+    assert_eq!(mode(&exported), 0o600);
+    let google: serde_json::Value = serde_json::from_slice(&read(&exported)).expect("json");
+    assert_eq!(google["refresh_token"], "refresh-canary-1");
+    assert_eq!(google["client_secret"], "client-secret-canary");
+    assert_eq!(google["token_uri"], TOKEN_URI);
+    // -o never overwrites.
+    sandbox
+        .run(&["export", "gmail", "-o", exported.to_str().expect("utf-8")])
+        .assert_code(1);
+    // tokvault JSON round trip through import.
+    let json = sandbox.run(&["export", "gmail", "--format", "json"]);
+    json.assert_code(0);
+    let copy = sandbox.write("copy.json", &json.stdout);
+    sandbox
+        .run(&[
+            "import",
+            "--name",
+            "gmail-copy",
+            copy.to_str().expect("utf-8"),
+        ])
+        .assert_code(0);
+
+    sandbox.run(&["remove", "gmail"]).assert_code(0);
+    sandbox.run(&["remove", "gmail"]).assert_code(1);
+    let list = sandbox.run(&["list", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&list.stdout).expect("json");
+    assert_eq!(listed["records"].as_array().map(Vec::len), Some(1));
+    sandbox.run(&["verify"]).assert_code(0);
+}
+
+#[test]
+fn seal_needs_only_the_recipient_and_never_overwrites() {
+    let server = Sandbox::new();
+    let recipient = server.init_server();
+    let laptop = Sandbox::new();
+    let input = token_file(&laptop, "token.json", "refresh-canary-2");
+    let output = laptop.path("for-server.tokvault");
+    let args = [
+        "seal",
+        "--name",
+        "mail",
+        "-r",
+        &recipient,
+        "-o",
+        output.to_str().expect("utf-8"),
+        input.to_str().expect("utf-8"),
+    ];
+    laptop.run_bare(&args).assert_code(0);
+    assert!(
+        !read(&output).windows(14).any(|w| w == b"refresh-canary"),
+        "sealed, not plaintext"
+    );
+    laptop.run_bare(&args).assert_code(1);
+    // The laptop cannot open what it sealed; the server can import it.
+    let laptop_open = laptop
+        .command()
+        .arg("--vault")
+        .arg(&output)
+        .arg("list")
+        .output()
+        .expect("run");
+    assert_eq!(laptop_open.status.code(), Some(5));
+    server
+        .run(&["import", output.to_str().expect("utf-8")])
+        .assert_code(0);
+    let listed = server.run(&["list", "--json"]);
+    assert!(listed.stdout.contains("\"mail\""), "{}", listed.stdout);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let cases = [
+        ("not json {", "not valid JSON"),
+        ("[1, 2]", "JSON array"),
+        (r#"{"hello": "world"}"#, "not a token file"),
+        (
+            r#"{"refresh_token": "x", "client_id": "c"}"#,
+            "client_secret",
+        ),
+        (
+            r#"{"refresh_token": "x", "client_id": "c", "client_secret": "s", "token_uri": "http://example.com/token"}"#,
+            "https",
+        ),
+        (
+            r#"{"refresh_token": "x", "client_id": "c", "client_secret": "s", "expiry": "tomorrow"}"#,
+            "expiry",
+        ),
+        (
+            r#"{"type": "service_account", "client_email": "a@b", "private_key": "nope"}"#,
+            "PRIVATE KEY",
+        ),
+    ];
+    for (contents, expected) in cases {
+        let input = sandbox.write("bad.json", contents);
+        let run = sandbox.run(&["import", "--name", "bad", input.to_str().expect("utf-8")]);
+        run.assert_code(1);
+        assert!(run.stderr.contains(expected), "{contents}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"));
+    }
+    let input = token_file(&sandbox, "ok.json", "rt");
+    let run = sandbox.run(&["import", input.to_str().expect("utf-8")]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--name"), "{}", run.stderr);
+    let run = sandbox.run(&[
+        "import",
+        "--name",
+        "bad name!",
+        input.to_str().expect("utf-8"),
+    ]);
+    run.assert_code(2);
+}
+
+#[test]
+fn unknown_records_missing_vaults_and_usage_errors() {
+    let sandbox = Sandbox::new();
+    let run = sandbox.run_bare(&["--vault", sandbox.vault().to_str().expect("utf-8"), "list"]);
+    run.assert_code(1);
+    assert!(
+        run.stderr.contains("no vault") && run.stderr.contains("init"),
+        "{}",
+        run.stderr
+    );
+    sandbox.init_server();
+    for args in [
+        &["token", "nope"][..],
+        &["export", "nope"],
+        &["remove", "nope"],
+        &["refresh", "nope"],
+    ] {
+        let run = sandbox.run(args);
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("no record named"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    sandbox.run(&["frobnicate"]).assert_code(2);
+    sandbox
+        .run(&["refresh", "--min-valid", "ten minutes"])
+        .assert_code(2);
+    sandbox.run(&["exec", "x"]).assert_code(2);
+    sandbox.run(&["--help"]).assert_code(0);
+}
+
+#[test]
+fn wrong_identity_wrong_passphrase_and_group_readable_secrets() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let other = Sandbox::new();
+    other.keygen();
+    let wrong = sandbox
+        .command()
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("-i")
+        .arg(other.identity())
+        .arg("list")
+        .output()
+        .expect("run");
+    assert_eq!(wrong.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("cannot decrypt"));
+
+    std::fs::set_permissions(sandbox.identity(), std::fs::Permissions::from_mode(0o640))
+        .expect("chmod");
+    let run = sandbox.run(&["list"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+    std::fs::set_permissions(sandbox.identity(), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+
+    // A passphrase-only vault: right and wrong passphrase files.
+    let pass = sandbox.write("pass.txt", "correct horse battery staple\n");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let vault = sandbox.path("pp.tokvault");
+    let with = |file: &std::path::Path, args: &[&str]| -> crate::common::Run {
+        sandbox
+            .command()
+            .arg("--vault")
+            .arg(&vault)
+            .arg("--passphrase-file")
+            .arg(file)
+            .args(args)
+            .output()
+            .expect("run")
+            .into()
+    };
+    with(&pass, &["init", "--passphrase"]).assert_code(0);
+    with(&pass, &["verify"]).assert_code(0);
+    let bad = sandbox.write("bad-pass.txt", "wrong\n");
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    with(&bad, &["verify"]).assert_code(5);
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = with(&pass, &["verify"]);
+    run.assert_code(1);
+    assert!(run.stderr.contains("chmod 600"));
+}
+
+#[test]
+fn a_tampered_vault_exits_5_and_stays_untouched() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let input = token_file(&sandbox, "t.json", "rt");
+    sandbox
+        .run(&["import", "--name", "a", input.to_str().expect("utf-8")])
+        .assert_code(0);
+    let mut bytes = read(&sandbox.vault());
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(sandbox.vault(), &bytes).expect("tamper");
+    for args in [
+        &["list"][..],
+        &["verify"],
+        &["refresh", "--force"],
+        &["token", "a"],
+        &["remove", "a"],
+    ] {
+        sandbox.run(args).assert_code(5);
+        assert_eq!(
+            read(&sandbox.vault()),
+            bytes,
+            "{args:?} left the file untouched"
+        );
+    }
+    // inspect needs no key and still reads the header.
+    let run = sandbox.run(&["inspect", "--json"]);
+    run.assert_code(0);
+    assert!(run.stdout.contains("\"generation\""));
+}
+
+#[test]
+fn rollback_is_refused_unless_accepted() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let backup = read(&sandbox.vault());
+    let input = token_file(&sandbox, "t.json", "rt");
+    sandbox
+        .run(&["import", "--name", "a", input.to_str().expect("utf-8")])
+        .assert_code(0);
+    std::fs::write(sandbox.vault(), &backup).expect("restore old copy");
+    let run = sandbox.run(&["list"]);
+    run.assert_code(5);
+    assert!(run.stderr.contains("--accept-rollback"), "{}", run.stderr);
+    let inspect = sandbox.run(&["inspect"]);
+    assert!(inspect.stdout.contains("rollback"), "{}", inspect.stdout);
+    sandbox.run(&["--accept-rollback", "list"]).assert_code(0);
+    sandbox.run(&["list"]).assert_code(0);
+}
+
+#[test]
+fn rekey_adds_and_removes_recipients_and_keeps_one_slot() {
+    let sandbox = Sandbox::new();
+    let first = sandbox.init_server();
+    let second_box = Sandbox::new();
+    let second = second_box.keygen();
+    sandbox.run(&["rekey", "-r", &second]).assert_code(0);
+    let opened = second_box
+        .command()
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("-i")
+        .arg(second_box.identity())
+        .arg("--state-dir")
+        .arg(second_box.path("state2"))
+        .arg("verify")
+        .output()
+        .expect("run");
+    assert_eq!(
+        opened.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let run = sandbox.run(&[
+        "rekey",
+        "--remove-recipient",
+        &first,
+        "--remove-recipient",
+        &second,
+    ]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("without any key slot"),
+        "{}",
+        run.stderr
+    );
+    sandbox
+        .run(&["rekey", "--remove-recipient", &second])
+        .assert_code(0);
+    let inspect = sandbox.run(&["inspect", "--json"]);
+    let header: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    assert_eq!(header["slots"].as_array().map(Vec::len), Some(1));
+    assert_eq!(header["slots"][0]["recipient"], first.as_str());
+}

@@ -1,0 +1,145 @@
+//! A sandbox per test: its own XDG dirs, state dir and vault path, and a
+//! runner for the real `tokvault` binary with a clean environment.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub(crate) const TOKVAULT: &str = env!("CARGO_BIN_EXE_tokvault");
+
+pub(crate) struct Sandbox {
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// The result of one run.
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+}
+
+impl Run {
+    pub(crate) fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub(crate) fn vault(&self) -> PathBuf {
+        self.path("server/vault.tokvault")
+    }
+
+    pub(crate) fn identity(&self) -> PathBuf {
+        self.path("server/identity.txt")
+    }
+
+    /// `tokvault` with only this sandbox's environment (no inherited
+    /// TOKVAULT_*, XDG_* or CREDENTIALS_DIRECTORY) and stdin closed.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(TOKVAULT);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("XDG_STATE_HOME", self.path("state"))
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `tokvault --vault <sandbox vault> -i <identity> ARGS`.
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
+        self.command()
+            .arg("--vault")
+            .arg(self.vault())
+            .arg("-i")
+            .arg(self.identity())
+            .args(args)
+            .output()
+            .expect("run tokvault")
+            .into()
+    }
+
+    /// Runs `tokvault ARGS` with no implicit options.
+    pub(crate) fn run_bare(&self, args: &[&str]) -> Run {
+        self.command()
+            .args(args)
+            .output()
+            .expect("run tokvault")
+            .into()
+    }
+
+    /// keygen into server/identity.txt; returns the recipient.
+    pub(crate) fn keygen(&self) -> String {
+        let run = self.run_bare(&[
+            "keygen",
+            "-o",
+            self.identity().to_str().expect("utf-8 path"),
+        ]);
+        run.assert_code(0);
+        run.stdout.trim().to_owned()
+    }
+
+    /// keygen + init: an empty vault for the server identity.
+    pub(crate) fn init_server(&self) -> String {
+        let recipient = self.keygen();
+        self.run(&["init", "-r", &recipient]).assert_code(0);
+        recipient
+    }
+
+    pub(crate) fn write(&self, relative: &str, contents: &str) -> PathBuf {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write");
+        path
+    }
+}
+
+/// google-auth's authorized_user JSON for a refresh token.
+pub(crate) fn google_token_json(
+    token_uri: &str,
+    client_id: &str,
+    secret: &str,
+    refresh_token: &str,
+) -> String {
+    serde_json::json!({
+        "token": null,
+        "refresh_token": refresh_token,
+        "token_uri": token_uri,
+        "client_id": client_id,
+        "client_secret": secret,
+        "scopes": ["offline_access"],
+        "universe_domain": "googleapis.com",
+        "account": "",
+    })
+    .to_string()
+}
+
+pub(crate) fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read file")
+}

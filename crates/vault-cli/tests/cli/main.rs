@@ -1,0 +1,8 @@
+//! tokvault CLI integration tests (one binary, a module per topic; every
+//! test in its own temporary directory, running the real binary).
+
+mod basics;
+mod common;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../vault-oauth/tests/it/peers.rs"]
+mod peers;
