@@ -6,3 +6,5 @@ mod common;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/peers.rs"]
 mod peers;
+mod e2e;
+mod concurrency;
