@@ -399,3 +399,95 @@ fn rekey_adds_and_removes_recipients_and_keeps_one_slot() {
     assert_eq!(header["slots"].as_array().map(Vec::len), Some(1));
     assert_eq!(header["slots"][0]["recipient"], first.as_str());
 }
+
+#[test]
+fn a_held_lock_is_a_temporary_failure_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let input = token_file(&sandbox, "t.json", "rt");
+    let mut lock_path = sandbox.vault().into_os_string();
+    lock_path.push(".lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .expect("lock file");
+    lock.lock()
+        .expect("hold the lock like another tokvault would");
+    let before = read(&sandbox.vault());
+    let run = sandbox.run(&[
+        "--lock-timeout",
+        "1s",
+        "import",
+        "--name",
+        "a",
+        input.to_str().expect("utf-8"),
+    ]);
+    run.assert_code(4);
+    assert!(run.stderr.contains("lock"), "{}", run.stderr);
+    sandbox
+        .run(&["--lock-timeout", "1s", "refresh", "--force"])
+        .assert_code(4);
+    assert_eq!(read(&sandbox.vault()), before);
+    lock.unlock().expect("release");
+    sandbox
+        .run(&["import", "--name", "a", input.to_str().expect("utf-8")])
+        .assert_code(0);
+}
+
+#[test]
+fn header_token_and_recipients_files() {
+    let server = Sandbox::new();
+    let recipient = server.keygen();
+    let other = Sandbox::new();
+    let other_recipient = other.keygen();
+    let file = server.write(
+        "recipients.txt",
+        &format!("# the server\n{recipient}\n\n# a backup key\n{other_recipient}\n"),
+    );
+    server
+        .run(&["init", "-R", file.to_str().expect("utf-8")])
+        .assert_code(0);
+    let inspect = server.run(&["inspect", "--json"]);
+    let header: serde_json::Value = serde_json::from_str(&inspect.stdout).expect("json");
+    assert_eq!(header["slots"].as_array().map(Vec::len), Some(2));
+
+    // A token that stays valid: served without a refresh (no network here).
+    let valid = server.write(
+        "valid.json",
+        &serde_json::json!({
+            "token": "ya29.still-valid",
+            "refresh_token": "rt",
+            "client_id": "c",
+            "client_secret": "s",
+            "expiry": "2099-01-01T00:00:00Z",
+        })
+        .to_string(),
+    );
+    server
+        .run(&["import", "--name", "mail", valid.to_str().expect("utf-8")])
+        .assert_code(0);
+    let before = read(&server.vault());
+    assert_eq!(
+        server.run(&["token", "mail"]).assert_code(0).stdout,
+        "ya29.still-valid\n"
+    );
+    assert_eq!(
+        server.run(&["header", "mail"]).assert_code(0).stdout,
+        "Authorization: Bearer ya29.still-valid\n"
+    );
+    assert_eq!(
+        read(&server.vault()),
+        before,
+        "the read path writes nothing"
+    );
+    let bad = server.write("bad-recipients.txt", "age1notarecipient\n");
+    let run = server.run(&["rekey", "-R", bad.to_str().expect("utf-8")]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("bad-recipients.txt:1"),
+        "{}",
+        run.stderr
+    );
+}
