@@ -352,8 +352,7 @@ fn unlock_of(keys: &Keys) -> vault_format::Unlock<'_> {
 fn open_read_only(global: &Global) -> Result<(Store, Keys, Vault)> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let bytes = store.read()?;
-    let vault = store.open(&bytes, &mut keys)?;
+    let vault = store.read_and_open_unlocked(&mut keys)?;
     Ok((store, keys, vault))
 }
 
@@ -428,8 +427,7 @@ fn refresh_command(
 fn valid_token(global: &Global, name: &str, min_valid: Duration) -> Result<SecretString> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let bytes = store.read()?;
-    let vault = store.open(&bytes, &mut keys)?;
+    let vault = store.read_and_open_unlocked(&mut keys)?;
     let record = vault.record(name).ok_or_else(|| {
         CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
     })?;
@@ -452,19 +450,24 @@ fn valid_token(global: &Global, name: &str, min_valid: Duration) -> Result<Secre
     })?;
     let result = run.results.iter().find(|r| r.name == name);
     let now = unix_now();
-    let still_valid = record
-        .access_token
-        .as_ref()
-        .filter(|a| a.expires_at.is_some_and(|at| at > now + 30));
-    match (result.and_then(|r| r.class), still_valid) {
-        (Some(vault_format::RefreshClass::Refreshed) | None, Some(access)) => {
+    // Fresh from the server (or from a writer that got the lock first):
+    // any remaining validity will do. After a failed refresh, an older
+    // token is used only with a margin left.
+    let unexpired = |margin: u64| {
+        record
+            .access_token
+            .as_ref()
+            .filter(move |a| a.expires_at.is_none_or(|at| at > now + margin))
+    };
+    match (result.and_then(|r| r.class), unexpired(0), unexpired(30)) {
+        (Some(vault_format::RefreshClass::Refreshed) | None, Some(access), _) => {
             Ok(access.token.clone())
         }
-        (Some(vault_format::RefreshClass::Transient), Some(access)) => {
+        (Some(vault_format::RefreshClass::Transient), _, Some(access)) => {
             tracing::warn!(record = %name, "refresh failed for now; the current token is still valid and is used: {}", result.map_or("", |r| r.message.as_str()));
             Ok(access.token.clone())
         }
-        (_, _) => {
+        _ => {
             let message =
                 result.map_or_else(|| "no valid access token".to_owned(), |r| r.message.clone());
             let exit = match result.and_then(|r| r.class) {

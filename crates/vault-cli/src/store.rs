@@ -116,7 +116,10 @@ impl Store {
         let started = Instant::now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(LockGuard { _file: file }),
+                Ok(()) => {
+                    self.remove_stale_temp_files();
+                    return Ok(LockGuard { _file: file });
+                }
                 Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -130,6 +133,23 @@ impl Store {
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(CliError::io("cannot lock", &lock_path, &e));
                 }
+            }
+        }
+    }
+
+    /// Temp files of writers that were killed before their rename. Only a
+    /// lock holder writes them, so under the lock none is in use.
+    fn remove_stale_temp_files(&self) {
+        let Some(name) = self.path.file_name() else {
+            return;
+        };
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(parent_of(&self.path)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
@@ -208,6 +228,19 @@ impl Store {
         }
     }
 
+    /// A reader moves the pin forward only under the lock, and only if it
+    /// is still behind: a stalled reader must not move it back.
+    fn advance_pin_if_free(&self, opened: &Pin) -> Result<()> {
+        let Ok(_guard) = self.lock(Duration::ZERO) else {
+            return Ok(()); // a writer holds it and will move the pin itself
+        };
+        let status = Pin::classify(self.load_pin()?.as_ref(), opened);
+        if matches!(status, PinStatus::New | PinStatus::Newer { .. }) {
+            self.save_pin(opened)?;
+        }
+        Ok(())
+    }
+
     /// How the header relates to the stored pin, without the key (so the
     /// key fingerprint is not compared).
     pub(crate) fn pin_status_without_key(
@@ -248,6 +281,33 @@ impl Store {
     /// identities did not match and the vault has a passphrase slot), then
     /// checks the pin; a new or newer vault moves the pin.
     pub(crate) fn open(&self, bytes: &[u8], keys: &mut Keys) -> Result<Vault> {
+        self.open_as(bytes, keys, true)
+    }
+
+    /// For commands that read without the lock (`token` on a valid token,
+    /// `list`, `export`, `verify`). A writer renames the new vault into
+    /// place and then moves the pin, so a reader can pair an old file with
+    /// the new pin: when the open is refused, the file is read again and,
+    /// if it changed, opened again. Such a reader moves the pin only if it
+    /// can take the lock at once (pins move under the lock).
+    pub(crate) fn read_and_open_unlocked(&self, keys: &mut Keys) -> Result<Vault> {
+        let mut bytes = self.read()?;
+        for _ in 0..5 {
+            match self.open_as(&bytes, keys, false) {
+                Err(error) if error.exit == Exit::Untrusted => {
+                    let again = self.read()?;
+                    if again == bytes {
+                        return Err(error);
+                    }
+                    bytes = again;
+                }
+                other => return other,
+            }
+        }
+        self.open_as(&bytes, keys, false)
+    }
+
+    fn open_as(&self, bytes: &[u8], keys: &mut Keys, locked: bool) -> Result<Vault> {
         let vault = match try_open(bytes, keys) {
             Err(OpenError::CannotDecrypt(_)) if keys.can_prompt() && has_passphrase_slot(bytes) => {
                 keys.prompt_passphrase()?;
@@ -256,7 +316,7 @@ impl Store {
             other => other,
         }
         .map_err(|e| self.open_error(&e, keys))?;
-        self.check_pin(&vault)?;
+        self.check_pin(&vault, locked)?;
         Ok(vault)
     }
 
@@ -269,12 +329,13 @@ impl Store {
         CliError::untrusted(format!("{}: {error}{hint}", self.path.display()))
     }
 
-    fn check_pin(&self, vault: &Vault) -> Result<()> {
+    fn check_pin(&self, vault: &Vault, locked: bool) -> Result<()> {
         let stored = self.load_pin()?;
         let opened = vault.pin();
         let status = Pin::classify(stored.as_ref(), &opened);
         let explain = match status {
-            PinStatus::New | PinStatus::Newer { .. } => return self.save_pin(&opened),
+            PinStatus::New | PinStatus::Newer { .. } if locked => return self.save_pin(&opened),
+            PinStatus::New | PinStatus::Newer { .. } => return self.advance_pin_if_free(&opened),
             PinStatus::Same => return Ok(()),
             PinStatus::Rollback { pinned, found } => format!(
                 "is generation {found}, older than generation {pinned} seen before: a restored backup, or a replayed old copy"

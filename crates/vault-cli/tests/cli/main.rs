@@ -3,8 +3,10 @@
 
 mod basics;
 mod common;
+mod concurrency;
+mod crash;
+mod e2e;
+mod interop;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/peers.rs"]
 mod peers;
-mod e2e;
-mod concurrency;
