@@ -6,21 +6,25 @@ use std::sync::LazyLock;
 
 use vault_format::{VaultKey, age};
 
-/// A fixed age X25519 identity, generated once with
-/// `age::x25519::Identity::generate()`. The seed vaults carry an age slot
-/// for its recipient.
-pub const IDENTITY: &str =
-    "AGE-SECRET-KEY-1G9XPHP4DFDJ8S8UKN856DSFYS7CJ8S2ZP5HJE0J2SYF82VW5D2VSAS4KWY";
+/// A fixed age X25519 identity file (test data in `fuzz/keys/`), generated
+/// once with `age::x25519::Identity::generate()`. The seed vaults carry an
+/// age slot for its recipient.
+pub const IDENTITY_FILE: &str = include_str!("../keys/identity.txt");
 
-/// The recipient of [`IDENTITY`].
+/// The recipient of [`IDENTITY_FILE`].
 pub const RECIPIENT: &str = "age1nlfzx87nxay60jxlf447lgewug3xpxnu8p3p9fsc9lmfvz76kvdqkrfa88";
 
 /// Bytes of the known vault key the `known-key-*` seeds are sealed under.
 pub const KEY_BYTES: [u8; 32] = *b"tokvault-fuzz-known-vault-key-01";
 
-/// [`IDENTITY`], parsed.
-pub static ID: LazyLock<age::x25519::Identity> =
-    LazyLock::new(|| IDENTITY.parse().expect("IDENTITY is a valid age identity"));
+/// [`IDENTITY_FILE`], parsed.
+pub static ID: LazyLock<age::x25519::Identity> = LazyLock::new(|| {
+    IDENTITY_FILE
+        .lines()
+        .find(|line| line.starts_with("AGE-SECRET-KEY-"))
+        .and_then(|line| line.parse().ok())
+        .expect("IDENTITY_FILE holds a valid age identity")
+});
 
 /// [`KEY_BYTES`] as a vault key.
 pub static KEY: LazyLock<VaultKey> = LazyLock::new(|| vault_format::testing::vault_key(KEY_BYTES));

@@ -317,7 +317,7 @@ fn import(
                     "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
                 ));
             }
-            let other = Vault::open(&bytes, &unlock_of(&keys))
+            let other = Vault::open(&bytes, &keys.unlock())
                 .map_err(|e| CliError::untrusted(format!("{}: {e}", input.display())))?;
             for record in other.records() {
                 imported.push(record.name.clone());
@@ -336,17 +336,6 @@ fn import(
         warn_plaintext_input(input);
     }
     Ok(Exit::Success)
-}
-
-fn unlock_of(keys: &Keys) -> vault_format::Unlock<'_> {
-    let mut unlock = vault_format::Unlock::new();
-    for identity in &keys.identities {
-        unlock = unlock.identity(identity.as_ref());
-    }
-    if let Some(passphrase) = &keys.passphrase {
-        unlock = unlock.passphrase(passphrase);
-    }
-    unlock
 }
 
 fn open_read_only(global: &Global) -> Result<(Store, Keys, Vault)> {

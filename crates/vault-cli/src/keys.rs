@@ -155,6 +155,18 @@ impl Keys {
         })
     }
 
+    /// What `Vault::open` should try: every identity, then the passphrase.
+    pub(crate) fn unlock(&self) -> vault_format::Unlock<'_> {
+        let mut unlock = vault_format::Unlock::new();
+        for identity in &self.identities {
+            unlock = unlock.identity(identity.as_ref());
+        }
+        if let Some(passphrase) = &self.passphrase {
+            unlock = unlock.passphrase(passphrase);
+        }
+        unlock
+    }
+
     /// Whether a passphrase prompt is possible and not yet done.
     pub(crate) fn can_prompt(&self) -> bool {
         self.passphrase.is_none() && std::io::stdin().is_terminal()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
-use vault_format::{OpenError, Pin, PinStatus, Unlock, Vault};
+use vault_format::{OpenError, Pin, PinStatus, Vault};
 
 use crate::error::{CliError, Exit, Result};
 use crate::keys::Keys;
@@ -367,14 +367,7 @@ impl Store {
 }
 
 fn try_open(bytes: &[u8], keys: &Keys) -> std::result::Result<Vault, OpenError> {
-    let mut unlock = Unlock::new();
-    for identity in &keys.identities {
-        unlock = unlock.identity(identity.as_ref());
-    }
-    if let Some(passphrase) = &keys.passphrase {
-        unlock = unlock.passphrase(passphrase);
-    }
-    Vault::open(bytes, &unlock)
+    Vault::open(bytes, &keys.unlock())
 }
 
 fn has_passphrase_slot(bytes: &[u8]) -> bool {

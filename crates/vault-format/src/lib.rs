@@ -72,7 +72,10 @@ pub use header::{
     MAX_SLOTS, ParsedVault, PassphraseSlot, Slot, VaultId, inspect, parse,
 };
 pub use kdf::KdfParams;
-pub use payload::{MAX_NESTED_ELEMENTS, MAX_RECORDS, check_endpoint, check_record_name};
+pub use payload::{
+    MAX_NESTED_ELEMENTS, MAX_RECORDS, check_endpoint, check_record_name, is_loopback,
+    is_unsafe_to_display,
+};
 pub use pin::{Pin, PinStatus};
 pub use recipient::{RecipientKind, canonical_recipient};
 pub use record::{

@@ -308,7 +308,9 @@ impl<'a> Check<'_, 'a> {
 
 /// Characters that could rewrite a terminal line or reorder displayed text:
 /// C0/C1 controls and the Unicode bidirectional and invisible format marks.
-fn is_unsafe_to_display(c: char) -> bool {
+/// The vault refuses them in stored text; callers that keep server-supplied
+/// text (error descriptions) drop them with the same rule.
+pub fn is_unsafe_to_display(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
@@ -325,13 +327,18 @@ pub fn check_endpoint(value: &str) -> Result<(), &'static str> {
     }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
-        "http" => match url.host() {
-            Some(url::Host::Domain("localhost")) => Ok(()),
-            Some(url::Host::Ipv4(ip)) if IpAddr::V4(ip).is_loopback() => Ok(()),
-            Some(url::Host::Ipv6(ip)) if IpAddr::V6(ip).is_loopback() => Ok(()),
-            _ => Err("must use https (plain http is allowed only on loopback)"),
-        },
+        "http" if is_loopback(&url) => Ok(()),
         _ => Err("must use https (plain http is allowed only on loopback)"),
+    }
+}
+
+/// Whether `url`'s host is `localhost`, `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
     }
 }
 

@@ -70,8 +70,11 @@ impl Http {
     pub(crate) fn new(config: &HttpConfig) -> Result<Self, HttpSetupError> {
         Ok(Self {
             client: Self::builder(config).build().map_err(|_| HttpSetupError)?,
+            // Loopback needs no system trust store: loading it once (for
+            // the remote client) is enough.
             direct: Self::builder(config)
                 .no_proxy()
+                .tls_built_in_native_certs(false)
                 .build()
                 .map_err(|_| HttpSetupError)?,
             max_response_bytes: config.max_response_bytes,
@@ -102,7 +105,7 @@ impl Http {
         form: Zeroizing<String>,
         authorization: Option<HeaderValue>,
     ) -> Exchange {
-        let client = if is_loopback(url) {
+        let client = if vault_format::is_loopback(url) {
             &self.direct
         } else {
             &self.client
@@ -177,15 +180,6 @@ impl Http {
             location,
             body,
         }
-    }
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 

@@ -36,7 +36,12 @@ pub(crate) fn description(raw: &str) -> Option<String> {
     let mut chars = 0;
     let mut pending_space = false;
     for c in raw.chars() {
-        let c = if is_unsafe_to_display(c) { ' ' } else { c };
+        // The vault's own rule for stored text, so a description always seals.
+        let c = if vault_format::is_unsafe_to_display(c) {
+            ' '
+        } else {
+            c
+        };
         if c.is_whitespace() {
             pending_space = !out.is_empty();
             continue;
@@ -54,13 +59,6 @@ pub(crate) fn description(raw: &str) -> Option<String> {
         chars += 1;
     }
     (!out.is_empty()).then_some(out)
-}
-
-/// The same rule as the vault's text validation: C0/C1 controls and the
-/// Unicode bidirectional and invisible format marks.
-fn is_unsafe_to_display(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 #[cfg(test)]

@@ -60,6 +60,8 @@ fn records(count: usize) -> Vec<Record> {
         Credential::ServiceAccount(ServiceAccountCredential {
             client_email: "reports@project.iam.gserviceaccount.com".into(),
             private_key_id: Some("0123abcd".into()),
+            // A deliberately truncated placeholder, not a usable key: the
+            // seeds only need PEM-shaped text in the record.
             private_key: SecretString::copy_from(
                 "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
             ),

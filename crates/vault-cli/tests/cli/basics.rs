@@ -482,6 +482,25 @@ fn header_token_and_recipients_files() {
         before,
         "the read path writes nothing"
     );
+    // ... and takes no lock: it works while another process holds it.
+    let mut lock_path = server.vault().into_os_string();
+    lock_path.push(".lock");
+    let lock = std::fs::File::open(&lock_path).expect("lock file exists after writes");
+    lock.lock().expect("hold the lock");
+    let run = server.run(&["--lock-timeout", "1s", "token", "mail"]);
+    assert_eq!(run.assert_code(0).stdout, "ya29.still-valid\n");
+    lock.unlock().expect("release");
+    // Core dumps are off: started with a core limit above zero, tokvault
+    // lowers it, and the child of `exec` inherits the lowered limit.
+    let control = server
+        .shell("ulimit -c 1024 && ulimit -c")
+        .output()
+        .expect("sh");
+    if String::from_utf8_lossy(&control.stdout).trim() == "1024" {
+        let script = r#"ulimit -c 1024 && exec "$TOKVAULT" exec mail -- sh -c 'ulimit -c'"#;
+        let run: crate::common::Run = server.shell(script).output().expect("sh").into();
+        assert_eq!(run.assert_code(0).stdout.trim(), "0", "core dumps disabled");
+    }
     let bad = server.write("bad-recipients.txt", "age1notarecipient\n");
     let run = server.run(&["rekey", "-R", bad.to_str().expect("utf-8")]);
     run.assert_code(2);
@@ -490,4 +509,27 @@ fn header_token_and_recipients_files() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn every_command_help_shows_an_example() {
+    let sandbox = Sandbox::new();
+    let commands = [
+        "keygen", "init", "seal", "import", "list", "refresh", "token", "header", "exec", "export",
+        "remove", "rekey", "inspect", "verify",
+    ];
+    for command in commands {
+        let run = sandbox.run_bare(&[command, "--help"]);
+        run.assert_code(0);
+        assert!(
+            run.stdout.contains("Example: "),
+            "{command} --help: {}",
+            run.stdout
+        );
+    }
+    let top = sandbox.run_bare(&["--help"]);
+    for command in commands {
+        assert!(top.stdout.contains(command), "{command} listed in --help");
+    }
+    assert!(top.stdout.contains("Exit codes"), "{}", top.stdout);
 }

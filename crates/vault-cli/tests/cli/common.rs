@@ -72,6 +72,27 @@ impl Sandbox {
         command
     }
 
+    /// `sh -c SCRIPT` with this sandbox's environment, plus `$TOKVAULT`
+    /// (the binary) and the vault and identity in `TOKVAULT_VAULT` and
+    /// `TOKVAULT_IDENTITY`.
+    pub(crate) fn shell(&self, script: &str) -> Command {
+        let mut command = self.command();
+        let envs: Vec<_> = command
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        command = Command::new("sh");
+        command
+            .env_clear()
+            .envs(envs)
+            .env("TOKVAULT", TOKVAULT)
+            .env("TOKVAULT_VAULT", self.vault())
+            .env("TOKVAULT_IDENTITY", self.identity())
+            .args(["-c", script])
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Runs `tokvault --vault <sandbox vault> -i <identity> ARGS`.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
         self.command()

@@ -95,6 +95,32 @@ fn google_auth(python: &Path, args: &[&str], stdin: &Value) -> Value {
     serde_json::from_slice(&output.stdout).expect("the script prints JSON")
 }
 
+/// Mints a refresh token and has google-auth write its `to_json()` file
+/// (after a refresh of its own when `refresh`). Returns the file and
+/// google-auth's summary.
+fn google_auth_file(
+    python: &Path,
+    server: &OidcProvider,
+    rt: &tokio::runtime::Runtime,
+    sandbox: &Sandbox,
+    refresh: bool,
+) -> (std::path::PathBuf, Value) {
+    let minted = rt.block_on(server.mint(POST_CLIENT.0, "offline_access", 1));
+    let file = sandbox.path("google.json");
+    let summary = google_auth(
+        python,
+        &["create", utf8(&file)],
+        &json!({
+            "refresh_token": minted[0],
+            "token_uri": server.token_endpoint,
+            "client_id": POST_CLIENT.0,
+            "client_secret": POST_CLIENT.1,
+            "refresh": refresh,
+        }),
+    );
+    (file, summary)
+}
+
 fn start() -> Option<(std::path::PathBuf, OidcProvider)> {
     let python = peer("TOKVAULT_TEST_PYTHON", "the google-auth virtualenv")?;
     let server = OidcProvider::start(false, 3600)?;
@@ -109,19 +135,7 @@ fn google_auth_to_json_imports_and_refreshes() {
     let rt = runtime();
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let minted = rt.block_on(server.mint(POST_CLIENT.0, "offline_access", 1));
-    let file = sandbox.path("google.json");
-    let summary = google_auth(
-        &python,
-        &["create", utf8(&file)],
-        &json!({
-            "refresh_token": minted[0],
-            "token_uri": server.token_endpoint,
-            "client_id": POST_CLIENT.0,
-            "client_secret": POST_CLIENT.1,
-            "refresh": false,
-        }),
-    );
+    let (file, summary) = google_auth_file(&python, &server, &rt, &sandbox, false);
     assert_eq!(summary["has_token"], false, "{summary}");
 
     sandbox
@@ -154,21 +168,9 @@ fn google_auth_to_json_with_a_live_token_is_served_without_a_refresh() {
     let rt = runtime();
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let minted = rt.block_on(server.mint(POST_CLIENT.0, "offline_access", 1));
-    let file = sandbox.path("google.json");
     // google-auth refreshes first: to_json() then holds the access token and
     // an expiry with microseconds ("2026-11-24T07:59:59.463025Z").
-    let summary = google_auth(
-        &python,
-        &["create", utf8(&file)],
-        &json!({
-            "refresh_token": minted[0],
-            "token_uri": server.token_endpoint,
-            "client_id": POST_CLIENT.0,
-            "client_secret": POST_CLIENT.1,
-            "refresh": true,
-        }),
-    );
+    let (file, summary) = google_auth_file(&python, &server, &rt, &sandbox, true);
     assert_eq!(summary["has_token"], true, "{summary}");
     assert!(
         summary["expiry"].as_str().is_some_and(|e| e.contains('.')),
