@@ -15,6 +15,13 @@
 //
 // Besides the provider it serves test-only routes under /test/ (mint refresh
 // tokens without a browser, counters, revoke a grant). State is in memory only.
+//
+// Policy worth knowing when writing a client against it: every authorization
+// request must use PKCE with S256, confidential clients included (see `pkce`
+// below); the dev login/consent pages (devInteractions) and the device flow
+// are on; the device authorization response carries no `interval` (RFC 8628
+// clients then wait 5 s between polls) and polling too fast never gets
+// `slow_down`, only `authorization_pending`.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -119,6 +126,12 @@ const provider = new Provider(issuer, {
   },
   // Without this the default rotates only public clients, or after 70 % of the TTL.
   rotateRefreshToken: () => rotation,
+  // PKCE on every authorization request, confidential clients included (the
+  // default requires it only of public clients). S256 is the only method the
+  // provider accepts. A request without code_challenge is answered, once its
+  // redirect_uri has been checked, with a redirect carrying
+  // error=invalid_request (lib/actions/authorization/sender_constraints.js).
+  pkce: { required: () => true },
   ttl: {
     AccessToken: accessTtl,
     RefreshToken: refreshTtl,

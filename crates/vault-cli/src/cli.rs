@@ -99,6 +99,94 @@ pub(crate) struct RecipientArgs {
     pub(crate) passphrase: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProviderArg {
+    /// Google (client JSON from the Cloud console; access_type=offline, prompt=consent)
+    Google,
+    /// Microsoft identity platform v2 (--tenant; offline_access added)
+    Microsoft,
+    /// Any OAuth 2.0 server (--auth-url and --token-url)
+    Generic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClientAuthArg {
+    /// client_id and client_secret in the request body
+    Post,
+    /// HTTP Basic authentication
+    Basic,
+    /// Public client: no secret
+    None,
+}
+
+/// `tokvault login`.
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// Record name
+    pub(crate) name: String,
+    /// Provider conventions [default: google with --client-secrets, else generic]
+    #[arg(long, value_enum)]
+    pub(crate) provider: Option<ProviderArg>,
+    /// OAuth client JSON downloaded from the Google Cloud console ("installed" or "web")
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secrets: Option<PathBuf>,
+    /// OAuth client id (when there is no --client-secrets file)
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// File holding the client secret (mode 0600); never pass a secret as an argument
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// How the client authenticates at the token endpoint [default: post for
+    /// google and microsoft, basic for generic; none without a secret]
+    #[arg(long, value_enum)]
+    pub(crate) client_auth: Option<ClientAuthArg>,
+    /// Scope to request (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Microsoft tenant: common, organizations, consumers, a domain or a tenant id [default: common]
+    #[arg(long, value_name = "TENANT")]
+    pub(crate) tenant: Option<String>,
+    /// Authorization endpoint (generic; overrides the preset or the stored one)
+    #[arg(long, value_name = "URL")]
+    pub(crate) auth_url: Option<String>,
+    /// Token endpoint (generic; overrides the preset)
+    #[arg(long, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    /// Device authorization endpoint (generic, for --device)
+    #[arg(long, value_name = "URL")]
+    pub(crate) device_url: Option<String>,
+    /// Print the URL and read the redirected URL (or the code) from stdin,
+    /// for a machine without a browser
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Use the device authorization grant (RFC 8628): enter a code on any device
+    #[arg(long, conflicts_with = "no_browser")]
+    pub(crate) device: bool,
+    /// Loopback port for the redirect [default: a free port]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+    /// How long to wait for the browser or the device approval
+    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Duration,
+    /// Write a new vault for this recipient instead of --vault (repeatable;
+    /// no private key needed)
+    #[arg(long = "seal-to", value_name = "RECIPIENT", requires = "output")]
+    pub(crate) seal_to: Vec<String>,
+    /// The new vault file for --seal-to (never overwritten)
+    #[arg(short, long, value_name = "PATH", requires = "seal_to")]
+    pub(crate) output: Option<PathBuf>,
+    /// Replace a record with the same name
+    #[arg(long)]
+    pub(crate) replace: bool,
+    /// Re-authorize the existing record NAME with its stored client and endpoints
+    #[arg(
+        long,
+        conflicts_with_all = ["provider", "client_secrets", "client_id", "client_secret_file",
+                              "client_auth", "tenant", "token_url", "seal_to", "replace"]
+    )]
+    pub(crate) again: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create an age X25519 identity (0600) and print its recipient
@@ -133,6 +221,13 @@ pub(crate) enum Command {
         /// Token file (google-auth JSON or tokvault JSON), or - for stdin
         input: PathBuf,
     },
+    /// Authorize in a browser (or with a device code) and store the tokens
+    #[command(after_help = "Examples:\n  \
+        tokvault login gmail --client-secrets client_secret.json --scope https://www.googleapis.com/auth/gmail.send\n  \
+        tokvault login gmail --client-secrets client_secret.json --scope ... --seal-to age1... -o gmail.tokvault\n  \
+        tokvault login graph --provider microsoft --client-id ID --scope Mail.Send --device\n  \
+        tokvault login gmail --again --no-browser")]
+    Login(Box<LoginArgs>),
     /// Add records from a token file, a service-account key or another vault
     #[command(after_help = "Example: tokvault import --name gmail token_gmail.json")]
     Import {
@@ -166,6 +261,10 @@ pub(crate) enum Command {
         /// Refresh even valid tokens
         #[arg(long)]
         force: bool,
+        /// When a record needs re-authorization and stdin is a terminal, run
+        /// `login --again` for it, then go on (without a terminal: exit 3 as usual)
+        #[arg(long)]
+        reauthorize: bool,
         /// JSON output
         #[arg(long)]
         json: bool,

@@ -37,6 +37,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
             token_uri.as_deref(),
             &input,
         ),
+        Command::Login(args) => crate::login::login(global, &args),
         Command::Import {
             name,
             token_uri,
@@ -54,8 +55,9 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
             names,
             min_valid,
             force,
+            reauthorize,
             json,
-        } => refresh_command(global, &names, min_valid, force, json),
+        } => refresh_command(global, &names, min_valid, force, reauthorize, json),
         Command::Token { name, min_valid } => {
             let token = valid_token(global, &name, min_valid)?;
             print_secret_line(token.expose_secret())
@@ -172,12 +174,15 @@ fn new_vault(global: &Global, args: &RecipientArgs) -> Result<(Vec<String>, Opti
     Ok((recipients, passphrase))
 }
 
-fn create_vault(recipients: &[String], passphrase: Option<&SecretString>) -> Result<Vault> {
+pub(crate) fn create_vault(
+    recipients: &[String],
+    passphrase: Option<&SecretString>,
+) -> Result<Vault> {
     Vault::create(&slot_specs(recipients, passphrase))
         .map_err(|e| CliError::usage(format!("cannot create the key slots: {e}")))
 }
 
-fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
+pub(crate) fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
     vault
         .seal(unix_now())
         .map_err(|e| CliError::failure(format!("cannot encrypt the vault: {e}")))
@@ -276,7 +281,7 @@ fn seal(
     Ok(Exit::Success)
 }
 
-fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
+pub(crate) fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
     match vault.record_mut(&record.name) {
         Some(existing) if replace => *existing = record,
         Some(_) => {
@@ -370,11 +375,12 @@ fn refresh_command(
     names: &[String],
     min_valid: Duration,
     force: bool,
+    reauthorize: bool,
     json: bool,
 ) -> Result<Exit> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let run = refresh::run(
+    let mut run = refresh::run(
         &store,
         &mut keys,
         global.lock_timeout,
@@ -382,6 +388,24 @@ fn refresh_command(
         min_valid,
         force,
     )?;
+    if reauthorize {
+        let rejected: Vec<String> = run
+            .results
+            .iter()
+            .filter(|r| r.class == Some(vault_format::RefreshClass::ReauthorizationRequired))
+            .map(|r| r.name.clone())
+            .collect();
+        let renewed = crate::login::reauthorize_interactively(
+            global, &store, &mut keys, &run.vault, &rejected,
+        );
+        for result in &mut run.results {
+            if renewed.contains(&result.name) {
+                result.class = Some(vault_format::RefreshClass::Refreshed);
+                result.error_code = None;
+                result.message = "re-authorized, new tokens saved".to_owned();
+            }
+        }
+    }
     let exit = run.exit();
     if json {
         let results: Vec<_> = run

@@ -10,6 +10,7 @@ mod commands;
 mod duration;
 mod error;
 mod keys;
+mod login;
 mod output;
 mod paths;
 mod records;

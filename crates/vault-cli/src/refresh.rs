@@ -73,8 +73,8 @@ fn message_for(name: &str, outcome: &RefreshOutcome) -> String {
             };
             format!(
                 "needs re-authorization: the server rejected the refresh token: {error}{policy}. \
-                 The record is kept; authorize again and replace it: \
-                 `tokvault import --name {name} --replace NEW_TOKEN.json`"
+                 The record is kept; authorize again where a person can: \
+                 `tokvault login {name} --again` (--no-browser on a machine without one)"
             )
         }
         RefreshOutcome::Misconfigured(problem) => format!("misconfigured: {problem}"),

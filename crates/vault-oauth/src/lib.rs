@@ -17,6 +17,11 @@
 //! - [`RefreshOutcome`]: a closed enum, `Refreshed`,
 //!   `ReauthorizationRequired`, `Misconfigured` or `Transient`.
 //! - [`classify_response`]: the pure classifier of token endpoint answers.
+//! - Login: [`PendingAuthorization`] (authorization code with PKCE S256 and
+//!   `state`), [`LoopbackListener`] (the RFC 8252 redirect on 127.0.0.1),
+//!   [`Refresher::exchange_code`], and the device flow
+//!   ([`Refresher::start_device_authorization`],
+//!   [`Refresher::poll_device_authorization`]).
 //!
 //! Secrets stay in [`vault_format::SecretString`]; no error or log line
 //! carries a token, a secret or a response body. Server error descriptions
@@ -51,6 +56,7 @@
 mod endpoint;
 mod http;
 mod jwt;
+mod login;
 mod outcome;
 mod policy;
 mod refresher;
@@ -65,12 +71,16 @@ pub use http::{HttpConfig, HttpSetupError};
 pub use jwt::{
     AssertionClaims, KeyError, MAX_ASSERTION_LIFETIME_SECS, ServiceAccountKey, sign_assertion,
 };
+pub use login::{
+    AuthorizationError, AuthorizationRequest, DeviceAuthorization, LoginError, LoopbackListener,
+    PendingAuthorization, id_token_account,
+};
 pub use outcome::{
     Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, ServerError, TransientFailure,
     TransientKind,
 };
 pub use policy::{DEFAULT_MIN_VALIDITY, RefreshNeed, records_to_refresh, refresh_need};
 pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy};
-pub use request::RefreshRequest;
+pub use request::{OAuthClient, RefreshRequest};
 pub use response::{TokenHttpResponse, classify_response};
 pub use sanitize::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};

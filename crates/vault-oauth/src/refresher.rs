@@ -114,6 +114,11 @@ impl Refresher {
         })
     }
 
+    /// The HTTP clients (for login's device authorization request).
+    pub(crate) fn http(&self) -> &Http {
+        &self.http
+    }
+
     /// One token request, no retry.
     pub async fn attempt(&self, request: &RefreshRequest) -> RefreshOutcome {
         let sent_at = unix_now();

@@ -11,6 +11,52 @@ use crate::jwt::{AssertionClaims, MAX_ASSERTION_LIFETIME_SECS, ServiceAccountKey
 use crate::outcome::Misconfiguration;
 
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// An OAuth client as registered with the provider: its id, its secret (a
+/// public client has none) and how it authenticates at the token endpoint.
+#[derive(Clone, Debug)]
+pub struct OAuthClient {
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`, if the client has one.
+    pub client_secret: Option<SecretString>,
+    /// How the secret is presented (RFC 6749 §2.3).
+    pub client_auth: ClientAuth,
+}
+
+impl OAuthClient {
+    /// Fails when the method needs a secret and there is none.
+    pub(crate) fn check(&self, whose: &str) -> Result<(), Misconfiguration> {
+        if self.client_auth != ClientAuth::None && self.client_secret.is_none() {
+            return Err(Misconfiguration::Credential(format!(
+                "{whose} authenticates with {} but has no client secret",
+                auth_name(self.client_auth)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds the client's credentials to `fields`, or returns them as a
+    /// Basic `Authorization` header.
+    pub(crate) fn authenticate<'a>(
+        &'a self,
+        fields: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<Option<HeaderValue>, Misconfiguration> {
+        let secret = self.client_secret.as_ref().map(SecretString::expose_secret);
+        match (self.client_auth, secret) {
+            (ClientAuth::ClientSecretBasic, Some(secret)) => {
+                return Ok(Some(basic_authorization(&self.client_id, secret)?));
+            }
+            (ClientAuth::ClientSecretPost, Some(secret)) => {
+                fields.push(("client_id", &self.client_id));
+                fields.push(("client_secret", secret));
+            }
+            _ => fields.push(("client_id", &self.client_id)),
+        }
+        Ok(None)
+    }
+}
 
 /// Everything needed to obtain a new access token for one record, owned
 /// (so many can run concurrently) and holding its secrets in zeroizing
@@ -26,10 +72,20 @@ pub struct RefreshRequest {
 #[derive(Clone, Debug)]
 enum Grant {
     RefreshToken {
-        client_id: String,
-        client_secret: Option<SecretString>,
-        client_auth: ClientAuth,
+        client: OAuthClient,
         refresh_token: SecretString,
+    },
+    /// RFC 6749 §4.1.3 with RFC 7636's `code_verifier`.
+    AuthorizationCode {
+        client: OAuthClient,
+        code: SecretString,
+        redirect_uri: String,
+        code_verifier: SecretString,
+    },
+    /// RFC 8628 §3.4.
+    DeviceCode {
+        client: OAuthClient,
+        device_code: SecretString,
     },
     ServiceAccount {
         client_email: String,
@@ -55,20 +111,16 @@ impl RefreshRequest {
         let scopes = record.scopes.join(" ");
         let (grant, scope) = match &record.credential {
             Credential::RefreshToken(credential) => {
-                if credential.client_auth != ClientAuth::None && credential.client_secret.is_none()
-                {
-                    return Err(Misconfiguration::Credential(format!(
-                        "record {:?} authenticates with {} but has no client secret",
-                        record.name,
-                        auth_name(credential.client_auth)
-                    )));
-                }
-                let send_scope =
-                    ProviderPreset::sends_scope_on_refresh(&record.provider) && !scopes.is_empty();
-                let grant = Grant::RefreshToken {
+                let client = OAuthClient {
                     client_id: credential.client_id.clone(),
                     client_secret: credential.client_secret.clone(),
                     client_auth: credential.client_auth,
+                };
+                client.check(&format!("record {:?}", record.name))?;
+                let send_scope =
+                    ProviderPreset::sends_scope_on_refresh(&record.provider) && !scopes.is_empty();
+                let grant = Grant::RefreshToken {
+                    client,
                     refresh_token: credential.refresh_token.clone(),
                 };
                 (grant, send_scope.then_some(scopes))
@@ -106,6 +158,46 @@ impl RefreshRequest {
         })
     }
 
+    /// Redeems an authorization code (login), sending the PKCE verifier.
+    pub(crate) fn authorization_code(
+        endpoint: TokenEndpoint,
+        client: OAuthClient,
+        code: SecretString,
+        redirect_uri: String,
+        code_verifier: SecretString,
+    ) -> Result<Self, Misconfiguration> {
+        client.check("the client")?;
+        Ok(Self {
+            name: "login".to_owned(),
+            endpoint,
+            grant: Grant::AuthorizationCode {
+                client,
+                code,
+                redirect_uri,
+                code_verifier,
+            },
+            scope: None,
+        })
+    }
+
+    /// Polls for the tokens of a device authorization.
+    pub(crate) fn device_code(
+        endpoint: TokenEndpoint,
+        client: OAuthClient,
+        device_code: SecretString,
+    ) -> Result<Self, Misconfiguration> {
+        client.check("the client")?;
+        Ok(Self {
+            name: "login".to_owned(),
+            endpoint,
+            grant: Grant::DeviceCode {
+                client,
+                device_code,
+            },
+            scope: None,
+        })
+    }
+
     /// Asks for exactly `scopes` (down-scoping; for Google the only case in
     /// which `scope` is sent on a refresh).
     pub fn with_scopes(mut self, scopes: &[String]) -> Self {
@@ -127,30 +219,49 @@ impl RefreshRequest {
     pub(crate) fn prepare(&self, now: u64) -> Result<PreparedRequest, Misconfiguration> {
         match &self.grant {
             Grant::RefreshToken {
-                client_id,
-                client_secret,
-                client_auth,
+                client,
                 refresh_token,
             } => {
-                let secret = client_secret.as_ref().map(SecretString::expose_secret);
                 let mut fields: Vec<(&str, &str)> = vec![
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh_token.expose_secret()),
                 ];
-                let mut authorization = None;
-                match (client_auth, secret) {
-                    (ClientAuth::ClientSecretBasic, Some(secret)) => {
-                        authorization = Some(basic_authorization(client_id, secret)?);
-                    }
-                    (ClientAuth::ClientSecretPost, Some(secret)) => {
-                        fields.push(("client_id", client_id));
-                        fields.push(("client_secret", secret));
-                    }
-                    _ => fields.push(("client_id", client_id)),
-                }
+                let authorization = client.authenticate(&mut fields)?;
                 if let Some(scope) = &self.scope {
                     fields.push(("scope", scope));
                 }
+                Ok(PreparedRequest {
+                    form: encode_form(&fields),
+                    authorization,
+                })
+            }
+            Grant::AuthorizationCode {
+                client,
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                let mut fields: Vec<(&str, &str)> = vec![
+                    ("grant_type", "authorization_code"),
+                    ("code", code.expose_secret()),
+                    ("redirect_uri", redirect_uri),
+                    ("code_verifier", code_verifier.expose_secret()),
+                ];
+                let authorization = client.authenticate(&mut fields)?;
+                Ok(PreparedRequest {
+                    form: encode_form(&fields),
+                    authorization,
+                })
+            }
+            Grant::DeviceCode {
+                client,
+                device_code,
+            } => {
+                let mut fields: Vec<(&str, &str)> = vec![
+                    ("grant_type", DEVICE_CODE_GRANT),
+                    ("device_code", device_code.expose_secret()),
+                ];
+                let authorization = client.authenticate(&mut fields)?;
                 Ok(PreparedRequest {
                     form: encode_form(&fields),
                     authorization,
@@ -194,7 +305,7 @@ fn auth_name(auth: ClientAuth) -> &'static str {
 
 /// `application/x-www-form-urlencoded`, into a buffer sized for the worst
 /// case so it never reallocates (a reallocation would leave an unwiped copy).
-fn encode_form(fields: &[(&str, &str)]) -> Zeroizing<String> {
+pub(crate) fn encode_form(fields: &[(&str, &str)]) -> Zeroizing<String> {
     let worst = fields
         .iter()
         .map(|(k, v)| 3 * (k.len() + v.len()) + 2)
