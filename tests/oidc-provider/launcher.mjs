@@ -3,6 +3,7 @@
 //
 //   node tests/oidc-provider/launcher.mjs [--rotation on|off]
 //        [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS]
+//        [--device-interval SECONDS]
 //
 // Contract with the parent process:
 // - listens on 127.0.0.1, on a free port;
@@ -46,6 +47,9 @@ const { values: opts } = parseArgs({
     rotation: { type: 'string', default: 'on' },
     'access-token-ttl': { type: 'string', default: '60' },
     'refresh-token-ttl': { type: 'string', default: String(14 * 24 * 3600) },
+    // oidc-provider sends no `interval` in device authorization responses,
+    // so clients wait RFC 8628's default 5 s; tests ask for less.
+    'device-interval': { type: 'string' },
   },
 });
 const positive = (name) => {
@@ -57,6 +61,7 @@ if (!['on', 'off'].includes(opts.rotation)) throw new Error('--rotation must be 
 const rotation = opts.rotation === 'on';
 const accessTtl = positive('access-token-ttl');
 const refreshTtl = positive('refresh-token-ttl');
+const deviceInterval = opts['device-interval'] === undefined ? undefined : positive('device-interval');
 
 // ---------------------------------------------------------------- counters
 const stats = {
@@ -165,6 +170,15 @@ provider.use(async (ctx, next) => {
   }
   await next();
 });
+if (deviceInterval !== undefined) {
+  const deviceAuthorizationPath = provider.pathFor('device_authorization');
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.method === 'POST' && ctx.path === deviceAuthorizationPath && ctx.status === 200 && ctx.body?.device_code) {
+      ctx.body = { ...ctx.body, interval: deviceInterval };
+    }
+  });
+}
 providerCallback = provider.callback();
 
 // ---------------------------------------------------------------- events

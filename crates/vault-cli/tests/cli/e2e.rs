@@ -341,8 +341,8 @@ fn a_revoked_grant_exits_3_names_the_record_and_keeps_it() {
     assert!(said.contains("demo"), "names the record: {said}");
     assert!(said.contains("re-authoriz"), "says to re-authorize: {said}");
     assert!(
-        said.contains("--replace"),
-        "says how to replace the record: {said}"
+        said.contains("tokvault login demo --again"),
+        "says how to re-authorize the record: {said}"
     );
 
     let record = listed(&sandbox, "demo");

@@ -2,11 +2,13 @@
 //! test in its own temporary directory, running the real binary).
 
 mod basics;
+mod browser;
 mod common;
 mod concurrency;
 mod crash;
 mod e2e;
 mod interop;
+mod login;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/peers.rs"]
 mod peers;

@@ -5,6 +5,7 @@
 mod common;
 mod fault_server;
 mod faults;
+mod login;
 mod oidc;
 mod peers;
 mod properties;

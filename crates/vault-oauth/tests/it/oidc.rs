@@ -304,3 +304,71 @@ async fn rotation_off_keeps_the_original_refresh_token() {
         "{stats}"
     );
 }
+
+#[tokio::test]
+async fn the_real_server_accepts_our_authorization_request_and_device_authorization() {
+    let Some(server) = OidcProvider::start(true, 3600) else {
+        return;
+    };
+    // The authorization URL (PKCE S256, state, loopback redirect) is one the
+    // server, which requires PKCE, takes to its login page rather than
+    // bouncing back to the client with an error.
+    let request = vault_oauth::AuthorizationRequest {
+        authorization_endpoint: server.authorization_endpoint.clone(),
+        client_id: PUBLIC_CLIENT.to_owned(),
+        scopes: vec!["openid".to_owned(), "offline_access".to_owned()],
+        extra_params: Vec::new(),
+    };
+    let pending = vault_oauth::PendingAuthorization::new(&request, "http://127.0.0.1:9/")
+        .expect("valid request");
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(pending.url().as_str())
+        .send()
+        .await
+        .expect("authorization endpoint answers");
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert!(location.starts_with("/interaction/"), "{location}");
+
+    // The device flow starts, and polling before approval keeps waiting
+    // until our own timeout.
+    let refresher = refresher(RetryPolicy::none());
+    let client = vault_oauth::OAuthClient {
+        client_id: PUBLIC_CLIENT.to_owned(),
+        client_secret: None,
+        client_auth: ClientAuth::None,
+    };
+    let device = refresher
+        .start_device_authorization(
+            &server.device_authorization_endpoint,
+            &client,
+            &["openid".to_owned(), "offline_access".to_owned()],
+        )
+        .await
+        .expect("device authorization");
+    assert!(device.verification_uri.starts_with("http://127.0.0.1:"));
+    assert_eq!(device.interval, std::time::Duration::from_secs(1));
+    let endpoint = vault_oauth::TokenEndpoint::parse(&server.token_endpoint).expect("endpoint");
+    let error = refresher
+        .poll_device_authorization(
+            &endpoint,
+            client,
+            &device,
+            std::time::Duration::from_secs(3),
+        )
+        .await
+        .expect_err("nobody approved");
+    assert!(
+        matches!(error, vault_oauth::LoginError::TimedOut(_)),
+        "{error:?}"
+    );
+}

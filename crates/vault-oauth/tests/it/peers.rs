@@ -40,6 +40,8 @@ pub(crate) struct OidcProvider {
     _stdin: ChildStdin,
     pub(crate) token_endpoint: String,
     pub(crate) revocation_endpoint: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) device_authorization_endpoint: String,
     issuer: String,
     http: reqwest::Client,
 }
@@ -62,6 +64,8 @@ impl OidcProvider {
             .arg(launcher)
             .args(["--rotation", if rotation { "on" } else { "off" }])
             .args(["--access-token-ttl", &access_token_ttl.to_string()])
+            // Device-flow tests poll every second instead of the default 5 s.
+            .args(["--device-interval", "1"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if verbose {
@@ -84,6 +88,8 @@ impl OidcProvider {
         Some(Self {
             token_endpoint: text("token_endpoint"),
             revocation_endpoint: text("revocation_endpoint"),
+            authorization_endpoint: text("authorization_endpoint"),
+            device_authorization_endpoint: text("device_authorization_endpoint"),
             issuer: text("issuer"),
             child,
             _stdin: stdin,
