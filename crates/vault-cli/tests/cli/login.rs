@@ -37,12 +37,23 @@ impl Login {
             .arg("-i")
             .arg(sandbox.identity())
             .args(args)
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::start(command, paste, false)
+    }
+
+    /// Runs `command`, reading its stderr (or its stdout, for `script`,
+    /// whose terminal merges both) line by line.
+    fn start(mut command: std::process::Command, paste: bool, read_stdout: bool) -> Self {
+        command
             .stdin(if paste { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn tokvault login");
-        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr: Box<dyn std::io::Read + Send> = if read_stdout {
+            Box::new(child.stdout.take().expect("piped stdout"))
+        } else {
+            Box::new(child.stderr.take().expect("piped stderr"))
+        };
         let (sender, lines) = mpsc::channel();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -585,4 +596,59 @@ fn login_refuses_before_the_browser_when_it_cannot_save() {
     let run = Login::spawn(&sandbox, &base("other"), &[], false).finish();
     run.assert_code(1);
     assert!(run.stderr.contains("chmod 600"), "{}", run.stderr);
+}
+
+#[test]
+fn refresh_reauthorize_runs_the_login_when_a_person_is_at_the_terminal() {
+    let Some(server) = OidcProvider::start(true, 3600) else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let mut login = Login::spawn(
+        &sandbox,
+        &generic_login(&server, &sandbox, "mail", &["--no-browser"]),
+        &[],
+        true,
+    );
+    let url = login.line("authorization URL", is_auth_url(&server));
+    login.paste(&rt.block_on(browser::authorize(&url, "alice")));
+    login.finish().assert_code(0);
+    let revoked = current_refresh_token(&sandbox, "mail");
+    rt.block_on(server.revoke(POST_CLIENT, &revoked));
+
+    // `script` gives tokvault a terminal; no $BROWSER and no display, so
+    // it asks for the pasted URL.
+    let inner = format!(
+        "exec '{}' --vault '{}' -i '{}' refresh --force --reauthorize",
+        crate::common::TOKVAULT,
+        utf8(&sandbox.vault()),
+        utf8(&sandbox.identity())
+    );
+    let mut command = sandbox.command();
+    let envs: Vec<_> = command
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    command = std::process::Command::new("script");
+    command
+        .env_clear()
+        .envs(envs)
+        .args(["-q", "-e", "-c", &inner, "/dev/null"]);
+    let mut refresh = Login::start(command, true, true);
+    let url = refresh.line("authorization URL", is_auth_url(&server));
+    refresh.paste(&rt.block_on(browser::authorize(&url, "alice")));
+    refresh.line("re-authorized result", |line| {
+        line.contains("Re-authorized \"mail\"")
+    });
+    let run = refresh.finish();
+    run.assert_code(0);
+    assert!(
+        run.stderr.contains("re-authorized, new tokens saved"),
+        "{}",
+        run.stderr
+    );
+    assert_ne!(current_refresh_token(&sandbox, "mail"), revoked);
+    assert_works(&sandbox, "mail");
 }
