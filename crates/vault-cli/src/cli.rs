@@ -119,6 +119,27 @@ pub(crate) enum ClientAuthArg {
     None,
 }
 
+/// Monitoring options of `refresh`.
+#[derive(Debug, Args)]
+pub(crate) struct MonitorArgs {
+    /// Write Prometheus metrics here after each run, atomically (for
+    /// node_exporter's textfile collector)
+    #[arg(long, env = "TOKVAULT_METRICS_FILE", value_name = "PATH")]
+    pub(crate) metrics_file: Option<PathBuf>,
+    /// Run this shell command once per record that needs re-authorization,
+    /// with TOKVAULT_RECORD, TOKVAULT_ACCOUNT, TOKVAULT_ERROR... in its
+    /// environment (no secrets); its failure is logged, not fatal
+    #[arg(long, env = "TOKVAULT_ON_REAUTH_NEEDED", value_name = "CMD")]
+    pub(crate) on_reauth_needed: Option<String>,
+    /// Warn when a refresh token is at least this old (e.g. 6d for Google
+    /// apps in Testing mode, whose refresh tokens die after 7 days)
+    #[arg(long, env = "TOKVAULT_WARN_REFRESH_AGE", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) warn_refresh_age: Option<Duration>,
+    /// Warn when a token endpoint failed temporarily this many runs in a row (0: never)
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub(crate) warn_transient_failures: u64,
+}
+
 /// `tokvault login`.
 #[derive(Debug, Args)]
 pub(crate) struct LoginArgs {
@@ -244,14 +265,19 @@ pub(crate) enum Command {
         input: PathBuf,
     },
     /// List records (no secrets)
-    #[command(after_help = "Example: tokvault list --json")]
+    #[command(after_help = "Example: tokvault list --json --warn-refresh-age 6d")]
     List {
         /// JSON output
         #[arg(long)]
         json: bool,
+        /// Warn when a refresh token is at least this old
+        #[arg(long, env = "TOKVAULT_WARN_REFRESH_AGE", value_parser = parse_duration, value_name = "DURATION")]
+        warn_refresh_age: Option<Duration>,
     },
     /// Refresh records whose access token expires soon (the server job)
-    #[command(after_help = "Example: tokvault refresh --min-valid 15m")]
+    #[command(
+        after_help = "Example: tokvault refresh --metrics-file /var/lib/node_exporter/tokvault.prom \\\n           --on-reauth-needed 'notify-admins \"$TOKVAULT_RECORD needs login\"'"
+    )]
     Refresh {
         /// Only these records
         names: Vec<String>,
@@ -265,6 +291,8 @@ pub(crate) enum Command {
         /// `login --again` for it, then go on (without a terminal: exit 3 as usual)
         #[arg(long)]
         reauthorize: bool,
+        #[command(flatten)]
+        monitor: MonitorArgs,
         /// JSON output
         #[arg(long)]
         json: bool,
@@ -344,4 +372,22 @@ pub(crate) enum Command {
     /// Open the vault and check every record; exit 0 or 5
     #[command(after_help = "Example: tokvault verify && echo ok")]
     Verify,
+    /// Print shell completions
+    #[command(
+        after_help = "Examples:\n  tokvault completions bash > ~/.local/share/bash-completion/completions/tokvault\n  \
+                      tokvault completions zsh > ~/.zfunc/_tokvault\n  \
+                      tokvault completions fish > ~/.config/fish/completions/tokvault.fish"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of tokvault or of one command
+    #[command(
+        after_help = "Examples:\n  tokvault man | man -l -\n  tokvault man login > tokvault-login.1"
+    )]
+    Man {
+        /// A command, for its own page (tokvault-COMMAND.1)
+        command: Option<String>,
+    },
 }

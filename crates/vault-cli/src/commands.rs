@@ -50,14 +50,26 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
             replace,
             &input,
         ),
-        Command::List { json } => list(global, json),
+        Command::List {
+            json,
+            warn_refresh_age,
+        } => list(global, json, warn_refresh_age),
         Command::Refresh {
             names,
             min_valid,
             force,
             reauthorize,
+            monitor,
             json,
-        } => refresh_command(global, &names, min_valid, force, reauthorize, json),
+        } => refresh_command(
+            global,
+            &names,
+            min_valid,
+            force,
+            reauthorize,
+            &monitor,
+            json,
+        ),
         Command::Token { name, min_valid } => {
             let token = valid_token(global, &name, min_valid)?;
             print_secret_line(token.expose_secret())
@@ -88,6 +100,13 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         } => rekey(global, &recipients, &remove_recipient, remove_passphrase),
         Command::Inspect { json } => inspect(global, json),
         Command::Verify => verify(global),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::with_capacity(64 * 1024);
+            clap_complete::generate(shell, &mut command, "tokvault", &mut out);
+            write_stdout(&out)
+        }
+        Command::Man { command } => man(command.as_deref()),
     }
 }
 
@@ -105,6 +124,35 @@ fn print_secret_line(text: &str) -> Result<Exit> {
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
     Ok(Exit::Success)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
+    Ok(Exit::Success)
+}
+
+/// The man page of tokvault, or of one command as `tokvault-COMMAND`.
+fn man(command: Option<&str>) -> Result<Exit> {
+    let top = <Cli as clap::CommandFactory>::command();
+    let page = match command {
+        None => clap_mangen::Man::new(top),
+        Some(name) => {
+            let sub = top.find_subcommand(name).cloned().ok_or_else(|| {
+                CliError::usage(format!("no command {name:?}; see `tokvault --help`"))
+            })?;
+            let title = format!("tokvault-{}", sub.get_name());
+            let sub = sub.bin_name(format!("tokvault {name}"));
+            clap_mangen::Man::new(sub).title(title)
+        }
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    page.render(&mut out)
+        .map_err(|e| CliError::failure(format!("cannot render the man page: {e}")))?;
+    write_stdout(&out)
 }
 
 fn print(text: &str) -> Result<Exit> {
@@ -350,9 +398,10 @@ fn open_read_only(global: &Global) -> Result<(Store, Keys, Vault)> {
     Ok((store, keys, vault))
 }
 
-fn list(global: &Global, json: bool) -> Result<Exit> {
+fn list(global: &Global, json: bool, warn_refresh_age: Option<Duration>) -> Result<Exit> {
     let (_, _, vault) = open_read_only(global)?;
     let now = unix_now();
+    crate::monitor::warn_refresh_age(vault.records(), warn_refresh_age, now);
     if json {
         let records: Vec<_> = vault
             .records()
@@ -376,6 +425,7 @@ fn refresh_command(
     min_valid: Duration,
     force: bool,
     reauthorize: bool,
+    monitor: &crate::cli::MonitorArgs,
     json: bool,
 ) -> Result<Exit> {
     let store = store(global)?;
@@ -407,6 +457,20 @@ fn refresh_command(
         }
     }
     let exit = run.exit();
+    let now = unix_now();
+    let (health, newly_rejected) =
+        crate::monitor::update_health(&store, &run.vault, &run.results, now);
+    crate::monitor::warn_refresh_age(run.vault.records(), monitor.warn_refresh_age, now);
+    crate::monitor::warn_transient_streaks(&health, monitor.warn_transient_failures, now);
+    if let Some(command) = &monitor.on_reauth_needed {
+        crate::monitor::run_reauth_hook(command, &store, &run.vault, &run.results, &newly_rejected);
+    }
+    if let Some(path) = &monitor.metrics_file {
+        let text = crate::monitor::render_metrics(&run.vault, &health, exit, now);
+        if let Err(error) = crate::monitor::write_metrics(path, &text) {
+            tracing::error!("metrics not written: {error}");
+        }
+    }
     if json {
         let results: Vec<_> = run
             .results

@@ -11,6 +11,7 @@ mod duration;
 mod error;
 mod keys;
 mod login;
+mod monitor;
 mod output;
 mod paths;
 mod records;
@@ -37,19 +38,46 @@ fn disable_core_dumps() {
 }
 
 fn init_logging(global: &cli::Global) {
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::INFO,
-        (false, _) => tracing::Level::DEBUG,
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    // JSON logs feed a collector: every refresh (info) by default. Text
+    // logs are for people: warnings and errors unless -v.
+    let level = match (global.quiet, global.verbose, global.log_format) {
+        (true, _, _) => LevelFilter::ERROR,
+        (false, 0, LogFormat::Text) => LevelFilter::WARN,
+        (false, 0, LogFormat::Json) | (false, 1, _) => LevelFilter::INFO,
+        (false, 2, _) => LevelFilter::DEBUG,
+        (false, _, _) => LevelFilter::TRACE,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    // Our crates at the chosen level; the HTTP/TLS stack at most at WARN,
+    // so that no verbosity shows its internals.
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_target("tokvault", level)
+        .with_target("vault_oauth", level)
+        .with_target("vault_format", level)
+        .with_default(level.min(LevelFilter::WARN));
+    let registry = tracing_subscriber::registry().with(targets);
     let _ = match global.log_format {
-        LogFormat::Text => builder.without_time().with_ansi(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .without_time()
+                    .with_ansi(false),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init(),
     };
 }
 

@@ -142,7 +142,18 @@ pub(crate) fn run(
         let class = outcome.class();
         let message = message_for(&name, &outcome);
         let error_code = outcome.server_error().map(|e| e.code.clone());
-        tracing::info!(record = %name, outcome = ?class, error_code = error_code.as_deref(), attempts, "refresh");
+        let outcome_label = crate::output::class_label(class);
+        let rotated = matches!(&outcome, RefreshOutcome::Refreshed(r) if r.refresh_token.is_some());
+        // Info for every outcome: the result lines on stdout already show
+        // failures to people; JSON logs carry each refresh for collectors.
+        tracing::info!(
+            record = %name,
+            outcome = outcome_label,
+            error_code = error_code.as_deref(),
+            attempts,
+            rotated,
+            "refresh: {message}"
+        );
         // A transient failure changes nothing worth a write: the vault
         // stays byte-identical when the server is down.
         changed |= class != RefreshClass::Transient;

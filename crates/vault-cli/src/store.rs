@@ -42,6 +42,16 @@ fn parent_of(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` atomically with mode 0600. With `overwrite`
 /// false an existing file is never replaced (link, not rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+    write_atomic_mode(path, bytes, overwrite, 0o600)
+}
+
+/// [`write_atomic`] with another mode (metrics are read by other users).
+pub(crate) fn write_atomic_mode(
+    path: &Path,
+    bytes: &[u8],
+    overwrite: bool,
+    mode: u32,
+) -> Result<()> {
     let dir = parent_of(path);
     let name = path
         .file_name()
@@ -51,8 +61,10 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&temp)?;
+        // Exactly `mode`, whatever the umask (systemd units often set 0077).
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -201,11 +213,21 @@ impl Store {
         self.save_pin(&vault.pin())
     }
 
-    fn pin_path(&self) -> PathBuf {
+    /// `state_dir/KIND/<first 16 bytes of sha256(absolute vault path)>`.
+    fn state_path(&self, kind: &str) -> PathBuf {
         let absolute = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
         let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
         let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.state_dir.join("pins").join(name)
+        self.state_dir.join(kind).join(name)
+    }
+
+    fn pin_path(&self) -> PathBuf {
+        self.state_path("pins")
+    }
+
+    /// Where refresh health (failure streaks, outcome counters) is kept.
+    pub(crate) fn health_path(&self) -> PathBuf {
+        self.state_path("health")
     }
 
     fn load_pin(&self) -> Result<Option<Pin>> {
