@@ -9,6 +9,7 @@ mod crash;
 mod e2e;
 mod interop;
 mod login;
+mod monitoring;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/peers.rs"]
 mod peers;
