@@ -186,9 +186,10 @@ pub(crate) struct LoginArgs {
     /// Loopback port for the redirect [default: a free port]
     #[arg(long, value_name = "PORT")]
     pub(crate) port: Option<u16>,
-    /// How long to wait for the browser or the device approval
-    #[arg(long, default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) timeout: Duration,
+    /// How long to wait for the browser [default: 5m] or the device
+    /// approval [default: until the device code expires]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Option<Duration>,
     /// Write a new vault for this recipient instead of --vault (repeatable;
     /// no private key needed)
     #[arg(long = "seal-to", value_name = "RECIPIENT", requires = "output")]

@@ -24,6 +24,9 @@ use crate::keys::{self, Keys};
 use crate::refresh::unix_now;
 use crate::store::{self, Store};
 
+/// How long the loopback listener waits for the browser by default.
+const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How the user proves consent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -366,6 +369,8 @@ fn login_error(error: LoginError, plan: &Plan) -> CliError {
     }
     if error.is_transient() {
         CliError::temporary(message)
+    } else if matches!(error, LoginError::Endpoint(_)) {
+        CliError::usage(message)
     } else {
         CliError::failure(message)
     }
@@ -423,7 +428,7 @@ fn authorize(
     name: &str,
     flow: Flow,
     port: Option<u16>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Refreshed> {
     let refresher =
         Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
@@ -463,7 +468,13 @@ fn authorize(
                 crate::output::human_duration(device.expires_in.as_secs())
             );
             refresher
-                .poll_device_authorization(&token_endpoint, plan.client.clone(), &device, timeout)
+                .poll_device_authorization(
+                    &token_endpoint,
+                    plan.client.clone(),
+                    &device,
+                    // Until the code expires, unless told otherwise.
+                    timeout.unwrap_or(device.expires_in),
+                )
                 .await
                 .map_err(|e| login_error(e, plan))
         });
@@ -479,6 +490,7 @@ fn authorize(
         scopes: plan.scopes.clone(),
         extra_params: plan.extra_params.clone(),
     };
+    let timeout = timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT);
     let (port, path) = match (&plan.fixed_redirect, port) {
         (Some((_, fixed, path)), _) => (*fixed, path.clone()),
         (None, port) => (port.unwrap_or(0), "/".to_owned()),
@@ -528,7 +540,9 @@ fn authorize(
 }
 
 fn read_pasted_line() -> Result<Zeroizing<String>> {
-    let mut line = Zeroizing::new(String::with_capacity(8 * 1024));
+    // Sized for any redirect URL, so reading never reallocates (which
+    // would leave an unwiped copy of the code behind).
+    let mut line = Zeroizing::new(String::with_capacity(64 * 1024));
     let read = std::io::stdin()
         .lock()
         .read_line(&mut line)
@@ -581,7 +595,7 @@ fn authorized_status(now: u64) -> RefreshStatus {
 }
 
 /// Puts a re-authorization's tokens into the existing `record`.
-fn renew_record(record: &mut Record, tokens: Refreshed, now: u64) -> Result<()> {
+fn renew_record(record: &mut Record, plan: &Plan, tokens: Refreshed, now: u64) -> Result<()> {
     let Credential::RefreshToken(credential) = &mut record.credential else {
         return Err(CliError::failure(format!(
             "record {:?} changed kind while the login ran; nothing was saved",
@@ -592,9 +606,11 @@ fn renew_record(record: &mut Record, tokens: Refreshed, now: u64) -> Result<()> 
         .refresh_token
         .ok_or_else(|| CliError::failure("the provider issued no refresh token"))?;
     credential.refresh_token_issued_at = Some(tokens.obtained_at);
-    if let Some(scopes) = tokens.scopes {
-        record.scopes = scopes;
+    if !plan.authorization_endpoint.is_empty() {
+        credential.authorization_endpoint = Some(plan.authorization_endpoint.clone());
     }
+    // What the server granted, else what was asked for.
+    record.scopes = tokens.scopes.unwrap_or_else(|| plan.scopes.clone());
     if let Some(account) = tokens.id_token.as_ref().and_then(id_token_account) {
         record.account = Some(account);
     }
@@ -755,7 +771,7 @@ fn reauthorize(
     plan: &Plan,
     flow: Flow,
     port: Option<u16>,
-    timeout: Duration,
+    timeout: Option<Duration>,
 ) -> Result<Exit> {
     let tokens = authorize(plan, name, flow, port, timeout)?;
     let now = unix_now();
@@ -766,7 +782,7 @@ fn reauthorize(
                 "record {name:?} was removed while the login ran; nothing was saved"
             ))
         })?;
-        renew_record(record, tokens, now)?;
+        renew_record(record, plan, tokens, now)?;
         note = account_note(record);
         Ok(())
     })?;
@@ -821,7 +837,7 @@ pub(crate) fn reauthorize_interactively(
                 &plan,
                 flow,
                 None,
-                Duration::from_secs(300),
+                None,
             )
         });
         match result {

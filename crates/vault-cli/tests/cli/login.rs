@@ -577,7 +577,7 @@ fn login_refuses_before_the_browser_when_it_cannot_save() {
     let at = args.iter().position(|a| a == "--auth-url").expect("flag") + 1;
     args[at] = "http://auth.example/authorize".to_owned();
     let run = Login::spawn(&sandbox, &args, &[], false).finish();
-    run.assert_code(1);
+    run.assert_code(2);
     assert!(run.stderr.contains("authorization URL"), "{}", run.stderr);
     let run = sandbox.run(&[
         "login",
