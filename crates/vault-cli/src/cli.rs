@@ -56,8 +56,8 @@ pub(crate) struct Global {
     /// How long to wait for another tokvault holding the vault lock
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) lock_timeout: Duration,
-    /// Accept an older or diverged vault than the pin remembers (restoring a
-    /// backup on purpose); the next write moves past the pin
+    /// Accept a vault that does not match the rollback pin (an older backup
+    /// restored on purpose, or another vault at this path); the pin moves to it
     #[arg(long, global = true)]
     pub(crate) accept_rollback: bool,
     /// More output (repeatable)

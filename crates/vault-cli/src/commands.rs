@@ -430,14 +430,26 @@ fn refresh_command(
 ) -> Result<Exit> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let mut run = refresh::run(
+    let mut run = match refresh::run(
         &store,
         &mut keys,
         global.lock_timeout,
         names,
         min_valid,
         force,
-    )?;
+    ) {
+        Ok(run) => run,
+        Err(error) => {
+            // Monitoring must see a run that could not even start.
+            if let Some(path) = &monitor.metrics_file {
+                let text = crate::monitor::render_failed_run(error.exit, unix_now());
+                if let Err(e) = crate::monitor::write_metrics(path, &text) {
+                    tracing::error!("metrics not written: {e}");
+                }
+            }
+            return Err(error);
+        }
+    };
     if reauthorize {
         let rejected: Vec<String> = run
             .results
@@ -460,7 +472,14 @@ fn refresh_command(
     let now = unix_now();
     let (health, newly_rejected) =
         crate::monitor::update_health(&store, &run.vault, &run.results, now);
-    crate::monitor::warn_refresh_age(run.vault.records(), monitor.warn_refresh_age, now);
+    let selected: Vec<_> = run
+        .vault
+        .records()
+        .iter()
+        .filter(|r| names.is_empty() || names.contains(&r.name))
+        .cloned()
+        .collect();
+    crate::monitor::warn_refresh_age(&selected, monitor.warn_refresh_age, now);
     crate::monitor::warn_transient_streaks(&health, monitor.warn_transient_failures, now);
     if let Some(command) = &monitor.on_reauth_needed {
         crate::monitor::run_reauth_hook(command, &store, &run.vault, &run.results, &newly_rejected);

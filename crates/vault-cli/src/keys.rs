@@ -26,7 +26,10 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<
     let metadata = file
         .metadata()
         .map_err(|e| CliError::io(&format!("cannot read {what}"), path, &e))?;
-    if metadata.permissions().mode() & 0o077 != 0 {
+    // systemd credentials are 0400 plus an ACL for the service user, which
+    // stat shows as 0440; systemd already limits who can read that
+    // directory, so the mode check applies everywhere else.
+    if metadata.permissions().mode() & 0o077 != 0 && !in_credentials_directory(path) {
         return Err(CliError::failure(format!(
             "{what} {} is readable by group or others (mode {:o}): run chmod 600 {}",
             path.display(),
@@ -45,6 +48,17 @@ pub(crate) fn read_secret_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<
     file.read_to_end(&mut buffer)
         .map_err(|e| CliError::io(&format!("cannot read {what}"), path, &e))?;
     Ok(buffer)
+}
+
+/// Whether `path` lies in systemd's `$CREDENTIALS_DIRECTORY`.
+fn in_credentials_directory(path: &Path) -> bool {
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return false;
+    };
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(dir), Ok(path)) => path.starts_with(dir),
+        _ => false,
+    }
 }
 
 /// Parses an age identity file (`AGE-SECRET-KEY-1…` lines) or an

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -158,6 +159,7 @@ pub(crate) fn update_health(
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(|e| CliError::io("cannot open", Path::new(&lock_path), &e))?;
         lock.lock()
@@ -455,6 +457,20 @@ pub(crate) fn render_metrics(vault: &Vault, health: &Health, exit: Exit, now: u6
         &totals,
     );
     out
+}
+
+/// The run-level metrics of a run that stopped before it could read the
+/// vault (exit 5, a busy lock, an unwritable directory).
+pub(crate) fn render_failed_run(exit: Exit, now: u64) -> String {
+    format!(
+        "# HELP tokvault_last_run_timestamp_seconds Unix time of the last tokvault refresh run.\n\
+         # TYPE tokvault_last_run_timestamp_seconds gauge\n\
+         tokvault_last_run_timestamp_seconds {now}\n\
+         # HELP tokvault_last_run_exit_code Exit code of the last refresh run (0 ok, 1 error, 3 re-authorization required, 4 temporary failure, 5 untrusted vault).\n\
+         # TYPE tokvault_last_run_exit_code gauge\n\
+         tokvault_last_run_exit_code {}\n",
+        exit as u8
+    )
 }
 
 /// Writes the metrics to `path` atomically (mode 0644: node_exporter's

@@ -533,3 +533,46 @@ fn every_command_help_shows_an_example() {
     }
     assert!(top.stdout.contains("Exit codes"), "{}", top.stdout);
 }
+
+#[test]
+fn a_systemd_credential_with_an_acl_mode_is_accepted_only_in_the_credentials_directory() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    // systemd writes credentials 0400 plus an ACL for the service user,
+    // which stat reports as 0440.
+    let credentials = sandbox.path("credentials");
+    std::fs::create_dir_all(&credentials).expect("mkdir");
+    let identity = credentials.join("tokvault-identity");
+    std::fs::copy(sandbox.identity(), &identity).expect("copy identity");
+    std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    let listed = sandbox
+        .command()
+        .env("CREDENTIALS_DIRECTORY", &credentials)
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("list")
+        .output()
+        .expect("run tokvault");
+    assert_eq!(
+        listed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    // The same mode anywhere else is refused.
+    let elsewhere = sandbox.path("identity-0440.txt");
+    std::fs::copy(sandbox.identity(), &elsewhere).expect("copy identity");
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o440)).expect("chmod");
+    let refused = sandbox
+        .command()
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("-i")
+        .arg(&elsewhere)
+        .arg("list")
+        .output()
+        .expect("run tokvault");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("chmod 600"));
+}
