@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vault_format::{RefreshClass, Vault};
+use vault_format::{Credential, Provider, Record, RefreshClass, Vault};
 use vault_oauth::{
     RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, records_to_refresh, refresh_need,
 };
@@ -50,7 +50,8 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn message_for(name: &str, outcome: &RefreshOutcome) -> String {
+fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> String {
+    let name = &record.name;
     match outcome {
         RefreshOutcome::Refreshed(r) => {
             let mut text = "refreshed".to_owned();
@@ -60,7 +61,7 @@ fn message_for(name: &str, outcome: &RefreshOutcome) -> String {
                     crate::timefmt::rfc3339(expires_at)
                 ));
             }
-            if r.refresh_token.is_some() {
+            if rotated {
                 text.push_str(", refresh token rotated and saved");
             }
             text
@@ -71,10 +72,18 @@ fn message_for(name: &str, outcome: &RefreshOutcome) -> String {
             } else {
                 ""
             };
+            let knows_where = match &record.credential {
+                Credential::RefreshToken(c) => {
+                    c.authorization_endpoint.is_some()
+                        || matches!(record.provider, Provider::Google | Provider::Microsoft)
+                }
+                _ => true,
+            };
+            let auth_hint = if knows_where { "" } else { " --auth-url URL" };
             format!(
                 "needs re-authorization: the server rejected the refresh token: {error}{policy}. \
                  The record is kept; authorize again where a person can: \
-                 `tokvault login {name} --again` (--no-browser on a machine without one)"
+                 `tokvault login {name} --again{auth_hint}` (--no-browser on a machine without one)"
             )
         }
         RefreshOutcome::Misconfigured(problem) => format!("misconfigured: {problem}"),
@@ -140,10 +149,17 @@ pub(crate) fn run(
         let record = &mut vault.records_mut()[i];
         let name = record.name.clone();
         let class = outcome.class();
-        let message = message_for(&name, &outcome);
+        // A server that does not rotate may echo the same token back.
+        let rotated = match (&outcome, &record.credential) {
+            (RefreshOutcome::Refreshed(r), Credential::RefreshToken(c)) => r
+                .refresh_token
+                .as_ref()
+                .is_some_and(|t| t.expose_secret() != c.refresh_token.expose_secret()),
+            _ => false,
+        };
+        let message = message_for(record, &outcome, rotated);
         let error_code = outcome.server_error().map(|e| e.code.clone());
         let outcome_label = crate::output::class_label(class);
-        let rotated = matches!(&outcome, RefreshOutcome::Refreshed(r) if r.refresh_token.is_some());
         // Info for every outcome: the result lines on stdout already show
         // failures to people; JSON logs carry each refresh for collectors.
         tracing::info!(

@@ -5,6 +5,7 @@ mod basics;
 mod browser;
 mod common;
 mod concurrency;
+mod contrib;
 mod crash;
 mod e2e;
 mod interop;
