@@ -110,7 +110,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-fn store(global: &Global) -> Result<Store> {
+pub(crate) fn store(global: &Global) -> Result<Store> {
     Ok(Store::new(
         crate::paths::vault(global)?,
         crate::paths::state_dir(global)?,
@@ -472,14 +472,12 @@ fn refresh_command(
     let now = unix_now();
     let (health, newly_rejected) =
         crate::monitor::update_health(&store, &run.vault, &run.results, now);
-    let selected: Vec<_> = run
+    let selected = run
         .vault
         .records()
         .iter()
-        .filter(|r| names.is_empty() || names.contains(&r.name))
-        .cloned()
-        .collect();
-    crate::monitor::warn_refresh_age(&selected, monitor.warn_refresh_age, now);
+        .filter(|r| names.is_empty() || names.contains(&r.name));
+    crate::monitor::warn_refresh_age(selected, monitor.warn_refresh_age, now);
     crate::monitor::warn_transient_streaks(&health, monitor.warn_transient_failures, now);
     if let Some(command) = &monitor.on_reauth_needed {
         crate::monitor::run_reauth_hook(command, &store, &run.vault, &run.results, &newly_rejected);

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use crate::cli::{ClientAuthArg, Global, LoginArgs, ProviderArg, RecipientArgs};
 use crate::error::{CliError, Exit, Result};
 use crate::keys::{self, Keys};
-use crate::refresh::unix_now;
+use crate::refresh::{runtime, unix_now};
 use crate::store::{self, Store};
 
 /// How long the loopback listener waits for the browser by default.
@@ -376,28 +376,29 @@ fn login_error(error: LoginError, plan: &Plan) -> CliError {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+/// The program that opens URLs here: `$BROWSER` if set (empty: none), else
+/// the desktop's opener when there is a desktop.
+fn browser_program() -> Option<String> {
+    match std::env::var("BROWSER") {
+        Ok(browser) if !browser.trim().is_empty() => Some(browser),
+        Ok(_) => None,
+        Err(_) if cfg!(target_os = "macos") => Some("open".to_owned()),
+        Err(_)
+            if std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some() =>
+        {
+            Some("xdg-open".to_owned())
+        }
+        Err(_) => None,
+    }
 }
 
 /// Opens `url` in a browser: `$BROWSER` if set, else the desktop's opener
 /// when there is a desktop. The URL carries no secret (state and the PKCE
 /// challenge are public), so passing it as an argument is fine.
 fn open_browser(url: &str) -> bool {
-    let program = match std::env::var("BROWSER") {
-        Ok(browser) if !browser.trim().is_empty() => browser,
-        Ok(_) => return false,
-        Err(_) if cfg!(target_os = "macos") => "open".to_owned(),
-        Err(_)
-            if std::env::var_os("DISPLAY").is_some()
-                || std::env::var_os("WAYLAND_DISPLAY").is_some() =>
-        {
-            "xdg-open".to_owned()
-        }
-        Err(_) => return false,
+    let Some(program) = browser_program() else {
+        return false;
     };
     // $BROWSER may list several, separated by ':'; take the first.
     let program = program
@@ -633,14 +634,6 @@ fn flow_of(args: &LoginArgs) -> Flow {
     }
 }
 
-fn store_of(global: &Global) -> Result<Store> {
-    Ok(Store::new(
-        crate::paths::vault(global)?,
-        crate::paths::state_dir(global)?,
-        global.accept_rollback,
-    ))
-}
-
 fn account_note(record: &Record) -> String {
     record
         .account
@@ -684,7 +677,7 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
         return Ok(Exit::Success);
     }
     // Unlock first, so a wrong key or a taken name fails before the browser.
-    let store = store_of(global)?;
+    let store = crate::commands::store(global)?;
     if !store.exists() {
         return Err(CliError::failure(format!(
             "no vault at {}: create one with `tokvault init`, or write a new one for a server with \
@@ -733,7 +726,7 @@ fn save(
 }
 
 fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Result<Exit> {
-    let store = store_of(global)?;
+    let store = crate::commands::store(global)?;
     store.check_writable()?;
     let mut keys = Keys::load(global)?;
     let vault = store.read_and_open_unlocked(&mut keys)?;
@@ -813,11 +806,7 @@ pub(crate) fn reauthorize_interactively(
         return Vec::new();
     }
     // A browser on this machine if one can be opened, else the paste flow.
-    let flow = if std::env::var_os("BROWSER").is_some()
-        || cfg!(target_os = "macos")
-        || std::env::var_os("DISPLAY").is_some()
-        || std::env::var_os("WAYLAND_DISPLAY").is_some()
-    {
+    let flow = if browser_program().is_some() {
         Flow::Loopback
     } else {
         Flow::Paste

@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use vault_format::{Credential, Record, RefreshClass, Vault};
+use vault_format::{Record, RefreshClass, Vault};
 
 use crate::error::{CliError, Exit, Result};
-use crate::output::class_label;
+use crate::output::{class_label, refresh_token_issued_at};
 use crate::refresh::RecordResult;
 use crate::store::{self, Store};
 
@@ -183,17 +183,13 @@ pub(crate) fn update_health(
     })
 }
 
-/// When the refresh token was issued (or the record created).
-pub(crate) fn refresh_token_issued_at(record: &Record) -> Option<u64> {
-    match &record.credential {
-        Credential::RefreshToken(c) => c.refresh_token_issued_at.or(Some(record.created_at)),
-        _ => None,
-    }
-}
-
 /// Warns about refresh tokens at least `limit` old (e.g. 6 days before
 /// Google's 7-day limit for apps in Testing mode). Returns how many.
-pub(crate) fn warn_refresh_age(records: &[Record], limit: Option<Duration>, now: u64) -> usize {
+pub(crate) fn warn_refresh_age<'a>(
+    records: impl IntoIterator<Item = &'a Record>,
+    limit: Option<Duration>,
+    now: u64,
+) -> usize {
     let Some(limit) = limit else {
         return 0;
     };

@@ -30,7 +30,8 @@ fn kind(record: &Record) -> &'static str {
     }
 }
 
-fn refresh_token_issued_at(record: &Record) -> Option<u64> {
+/// When the refresh token was issued (or the record created).
+pub(crate) fn refresh_token_issued_at(record: &Record) -> Option<u64> {
     match &record.credential {
         Credential::RefreshToken(c) => c.refresh_token_issued_at.or(Some(record.created_at)),
         _ => None,

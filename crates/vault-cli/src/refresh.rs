@@ -44,6 +44,14 @@ impl RunResult {
     }
 }
 
+/// The single-threaded runtime a command's network work runs on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
+}
+
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -134,10 +142,7 @@ pub(crate) fn run(
     if !requests.is_empty() {
         let refresher = Refresher::new(RefresherConfig::default())
             .map_err(|e| CliError::failure(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+        let runtime = runtime()?;
         let reports = runtime.block_on(refresher.refresh_all(&requests));
         for (i, report) in request_index.into_iter().zip(reports) {
             outcomes.push((i, report.outcome, report.attempts));

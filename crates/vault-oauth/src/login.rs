@@ -23,12 +23,9 @@ use zeroize::Zeroizing;
 
 use crate::endpoint::TokenEndpoint;
 use crate::http::Exchange;
-use crate::outcome::{
-    Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, ServerError, TransientFailure,
-};
+use crate::outcome::{Misconfiguration, RefreshOutcome, Refreshed, ServerError, TransientFailure};
 use crate::refresher::Refresher;
 use crate::request::{OAuthClient, RefreshRequest, encode_form};
-use crate::response::{TokenHttpResponse, classify_response};
 use crate::sanitize;
 
 /// How long one browser connection to the loopback listener may take to
@@ -626,53 +623,21 @@ impl Refresher {
             fields.push(("scope", &scope));
         }
         let sent_at = crate::refresher::unix_now();
-        match self
+        let exchange = self
             .http()
             .post_form(&url, encode_form(&fields), authorization)
-            .await
+            .await;
+        if let Exchange::Response { status, body, .. } = &exchange
+            && (200..300).contains(status)
         {
-            Exchange::Response { status, body, .. } if (200..300).contains(&status) => {
-                parse_device_response(&body)
-            }
-            Exchange::Response {
-                status,
-                retry_after,
-                location,
-                body,
-            } => {
-                let outcome = classify_response(
-                    TokenHttpResponse {
-                        status,
-                        retry_after: retry_after.as_deref(),
-                        location: location.as_deref(),
-                        body: &body,
-                    },
-                    sent_at,
-                );
-                Err(match outcome {
-                    RefreshOutcome::Transient(failure) => LoginError::Transient(failure),
-                    RefreshOutcome::Misconfigured(problem) => LoginError::Misconfigured(problem),
-                    RefreshOutcome::ReauthorizationRequired(error) => {
-                        LoginError::GrantRefused(error)
-                    }
-                    RefreshOutcome::Refreshed(_) => {
-                        LoginError::Misconfigured(Misconfiguration::UnexpectedStatus(status))
-                    }
-                })
-            }
-            Exchange::TooLarge { status } => Err(LoginError::Misconfigured(
-                Misconfiguration::InvalidResponse {
-                    status,
-                    problem: ResponseProblem::TooLarge {
-                        limit: self.http().max_response_bytes(),
-                    },
-                },
+            return parse_device_response(body);
+        }
+        // Not a 2xx: the same classes as a token endpoint's answer.
+        match login_result(self.outcome_of(exchange, sent_at)) {
+            Err(error) => Err(error),
+            Ok(_) => Err(LoginError::DeviceResponse(
+                "tokens instead of a device authorization".to_owned(),
             )),
-            Exchange::Failed(kind) => Err(LoginError::Transient(TransientFailure {
-                kind,
-                error: None,
-                retry_after: None,
-            })),
         }
     }
 
@@ -742,6 +707,7 @@ pub fn id_token_account(id_token: &SecretString) -> Option<String> {
 mod tests {
     use super::*;
     use crate::outcome::TransientKind;
+    use crate::response::{TokenHttpResponse, classify_response};
 
     fn request() -> AuthorizationRequest {
         AuthorizationRequest {

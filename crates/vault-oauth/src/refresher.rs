@@ -134,6 +134,11 @@ impl Refresher {
                 prepared.authorization,
             )
             .await;
+        self.outcome_of(exchange, sent_at)
+    }
+
+    /// What one exchange with a token endpoint means.
+    pub(crate) fn outcome_of(&self, exchange: Exchange, sent_at: u64) -> RefreshOutcome {
         match exchange {
             Exchange::Response {
                 status,

@@ -108,6 +108,10 @@ impl Login {
     }
 }
 
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
 fn secret_file(sandbox: &Sandbox, secret: &str) -> PathBuf {
     let path = sandbox.write("laptop/client-secret", secret);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
@@ -122,7 +126,7 @@ fn generic_login(
     extra: &[&str],
 ) -> Vec<String> {
     let secret = secret_file(sandbox, POST_CLIENT.1);
-    let mut args: Vec<String> = [
+    let mut args: Vec<String> = owned(&[
         "login",
         name,
         "--provider",
@@ -141,11 +145,8 @@ fn generic_login(
         "openid",
         "--scope",
         "offline_access",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    ]);
+    args.extend(owned(extra));
     args
 }
 
@@ -331,7 +332,7 @@ fn login_with_a_device_code() {
     let rt = runtime();
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let args: Vec<String> = [
+    let args: Vec<String> = owned(&[
         "login",
         "graph",
         "--provider",
@@ -347,10 +348,7 @@ fn login_with_a_device_code() {
         "openid",
         "--scope",
         "offline_access",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    ]);
     let mut login = Login::spawn(&sandbox, &args, &[], false);
     let complete = login.line("verification URL", |line| {
         line.starts_with("http://127.0.0.1:") && line.contains("user_code=")
@@ -388,7 +386,7 @@ fn login_on_a_laptop_seals_for_the_server_with_the_google_preset() {
         .to_string(),
     );
     let out = laptop.path("laptop/gmail.tokvault");
-    let args: Vec<String> = [
+    let args: Vec<String> = owned(&[
         "login",
         "gmail",
         "--client-secrets",
@@ -402,10 +400,7 @@ fn login_on_a_laptop_seals_for_the_server_with_the_google_preset() {
         &recipient,
         "-o",
         utf8(&out),
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    ]);
     // The laptop has no identity and no vault.
     let mut login = Login::spawn(&laptop, &args, &[], true);
     let url = login.line("authorization URL", is_auth_url(&server));
@@ -540,7 +535,7 @@ fn login_refuses_before_the_browser_when_it_cannot_save() {
     let sandbox = Sandbox::new();
     let secret = secret_file(&sandbox, "s");
     let base = |name: &str| -> Vec<String> {
-        [
+        owned(&[
             "login",
             name,
             "--client-id",
@@ -551,10 +546,7 @@ fn login_refuses_before_the_browser_when_it_cannot_save() {
             "http://127.0.0.1:9/auth",
             "--token-url",
             "http://127.0.0.1:9/token",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+        ])
     };
     // No vault yet.
     let run = Login::spawn(&sandbox, &base("mail"), &[], false).finish();
