@@ -5,18 +5,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use vault_format::{KdfParams, Record, SecretString, Slot, SlotSpec, Vault};
-use vault_oauth::{RefreshRequest, refresh_need};
+use vault_format::{KdfParams, Record, SecretString, Slot, SlotSpec, Vault, check_endpoint};
+use vault_oauth::{GoogleExportError, RefreshRequest, TokenFile, TokenFileError, refresh_need};
 use zeroize::Zeroizing;
 
 use crate::cli::{Cli, Command, ExportFormat, Global, RecipientArgs};
 use crate::error::{CliError, Exit, Result};
 use crate::keys::{self, Keys};
 use crate::output;
-use crate::records::{self, Input};
 use crate::refresh::{self, unix_now};
 use crate::store::{self, Store};
-use crate::timefmt;
 
 pub(crate) fn run(cli: Cli) -> Result<Exit> {
     let global = &cli.global;
@@ -258,7 +256,7 @@ fn keygen(output: Option<PathBuf>) -> Result<Exit> {
         let mut text = Zeroizing::new(String::with_capacity(200));
         text.push_str(&format!(
             "# created: {}\n# public key: {recipient}\n",
-            timefmt::rfc3339(unix_now())
+            vault_oauth::rfc3339(unix_now())
         ));
         text.push_str(secret.expose_secret());
         text.push('\n');
@@ -307,9 +305,9 @@ fn seal(
         )));
     }
     let bytes = read_input(input)?;
-    let record = match records::parse_input(&bytes, Some(name), token_uri, unix_now())? {
-        Input::Record(record) => record,
-        Input::Vault => {
+    let record = match parse_token_file(&bytes, Some(name), token_uri)? {
+        TokenFile::Record(record) => record,
+        TokenFile::Vault => {
             return Err(CliError::usage(
                 "seal takes a token file, not a vault (use `tokvault rekey` to change a vault's recipients)",
             ));
@@ -327,6 +325,30 @@ fn seal(
     );
     warn_plaintext_input(input);
     Ok(Exit::Success)
+}
+
+/// Parses a token file (`seal`, `import`): a bad `--name` is a usage
+/// error; `--token-uri` replaces the file's token endpoint.
+fn parse_token_file(
+    bytes: &[u8],
+    name: Option<&str>,
+    token_uri: Option<&str>,
+) -> Result<TokenFile> {
+    let parsed = vault_oauth::parse_token_file(bytes, name, unix_now()).map_err(|e| match e {
+        TokenFileError::NameRequired => CliError::usage("--name NAME is required for a JSON input"),
+        TokenFileError::InvalidName(e) => CliError::usage(format!("--name: {e}")),
+        e => CliError::failure(e.to_string()),
+    })?;
+    match (parsed, token_uri) {
+        (TokenFile::Record(mut record), Some(uri)) => {
+            check_endpoint(uri).map_err(|reason| {
+                CliError::failure(format!("--token-uri: the token URI {reason}"))
+            })?;
+            record.token_endpoint = uri.to_owned();
+            Ok(TokenFile::Record(record))
+        }
+        (parsed, _) => Ok(parsed),
+    }
 }
 
 pub(crate) fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
@@ -353,18 +375,18 @@ fn import(
     let store = store(global)?;
     let bytes = read_input(input)?;
     let mut keys = Keys::load(global)?;
-    let parsed = records::parse_input(&bytes, name, token_uri, unix_now())?;
+    let parsed = parse_token_file(&bytes, name, token_uri)?;
     let _guard = store.lock(global.lock_timeout)?;
     let current = store.read()?;
     let mut vault = store.open(&current, &mut keys)?;
     let mut imported = Vec::new();
-    let plaintext_input = matches!(parsed, Input::Record(_));
+    let plaintext_input = matches!(parsed, TokenFile::Record(_));
     match parsed {
-        Input::Record(record) => {
+        TokenFile::Record(record) => {
             imported.push(record.name.clone());
             merge(&mut vault, *record, replace)?;
         }
-        Input::Vault => {
+        TokenFile::Vault => {
             if name.is_some() || token_uri.is_some() {
                 return Err(CliError::usage(
                     "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
@@ -613,8 +635,13 @@ fn export(
         CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
     })?;
     let text = match format {
-        ExportFormat::Google => records::to_google_json(record)?,
-        ExportFormat::Json => records::to_tokvault_json(record),
+        ExportFormat::Google => vault_oauth::to_google_json(record).map_err(|e| match e {
+            GoogleExportError::ServiceAccount { .. } => {
+                CliError::failure(format!("{e} (use --format json)"))
+            }
+            _ => CliError::failure(e.to_string()),
+        })?,
+        ExportFormat::Json => vault_oauth::to_tokvault_json(record),
     };
     match output {
         Some(path) => {
@@ -761,7 +788,7 @@ fn inspect(global: &Global, json: bool) -> Result<Exit> {
         vault_format::FORMAT_VERSION,
         header.vault_id,
         header.generation,
-        timefmt::rfc3339(header.written_at),
+        vault_oauth::rfc3339(header.written_at),
         bytes.len(),
         header.payload_len,
     );

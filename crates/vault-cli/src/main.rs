@@ -14,10 +14,8 @@ mod login;
 mod monitor;
 mod output;
 mod paths;
-mod records;
 mod refresh;
 mod store;
-mod timefmt;
 
 use std::process::ExitCode;
 

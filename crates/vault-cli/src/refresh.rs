@@ -66,7 +66,7 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
             if let Some(expires_at) = r.expires_at {
                 text.push_str(&format!(
                     ", valid until {}",
-                    crate::timefmt::rfc3339(expires_at)
+                    vault_oauth::rfc3339(expires_at)
                 ));
             }
             if rotated {

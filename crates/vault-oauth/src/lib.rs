@@ -63,6 +63,8 @@ mod refresher;
 mod request;
 mod response;
 mod sanitize;
+mod timefmt;
+mod token_file;
 
 pub use endpoint::{
     GOOGLE_AUTHORIZATION_ENDPOINT, GOOGLE_TOKEN_ENDPOINT, ProviderPreset, TokenEndpoint,
@@ -84,3 +86,8 @@ pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy};
 pub use request::{OAuthClient, RefreshRequest};
 pub use response::{TokenHttpResponse, classify_response};
 pub use sanitize::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};
+pub use timefmt::{parse_utc, rfc3339};
+pub use token_file::{
+    GoogleExportError, RECORD_FORMAT, TokenFile, TokenFileError, parse_token_file, to_google_json,
+    to_tokvault_json,
+};

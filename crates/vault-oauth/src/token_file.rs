@@ -1,63 +1,116 @@
 //! Token files in and out: google-auth's authorized_user JSON, Google
 //! service-account keys, and tokvault's own JSON record format.
+//!
+//! Pure: bytes in, a [`Record`] out (and back). Secrets move out of the
+//! JSON tree into [`SecretString`]s without a copy, and no error quotes the
+//! input: serde_json's own messages can, so only its position is kept.
 
 use serde_json::{Map, Value, json};
 use vault_format::{
-    AccessToken, ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString,
-    ServiceAccountCredential, check_endpoint, check_record_name,
+    AccessToken, ClientAuth, Credential, PayloadError, Provider, Record, RefreshTokenCredential,
+    SecretString, ServiceAccountCredential, check_endpoint, check_record_name,
 };
-use vault_oauth::GOOGLE_TOKEN_ENDPOINT;
 use zeroize::Zeroizing;
 
-use crate::error::{CliError, Result};
+use crate::endpoint::GOOGLE_TOKEN_ENDPOINT;
+use crate::jwt::ServiceAccountKey;
 use crate::timefmt;
 
 /// Version tag of tokvault's JSON record format.
-pub(crate) const RECORD_FORMAT: u64 = 1;
+pub const RECORD_FORMAT: u64 = 1;
 
 const EXPECTED: &str = "expected google-auth's authorized_user JSON (refresh_token, client_id, client_secret, …), \
      a Google service-account key (\"type\": \"service_account\"), a tokvault JSON record \
      (\"tokvault_record\": 1) or a tokvault vault";
 
-/// What an input file holds.
-pub(crate) enum Input {
+/// What a token file holds.
+#[derive(Debug)]
+pub enum TokenFile {
+    /// One record, parsed from JSON.
     Record(Box<Record>),
+    /// A tokvault vault (it starts with [`vault_format::MAGIC`]); the caller
+    /// opens it.
     Vault,
 }
 
-fn text(object: &Map<String, Value>, key: &str, what: &str) -> Result<Option<String>> {
-    match object.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(CliError::failure(format!(
-            "{what}: \"{key}\" must be a string"
-        ))),
+/// Why bytes are not a token file [`parse_token_file`] understands.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenFileError {
+    /// Not JSON at all; where the parser stopped.
+    #[error(
+        "the input is not valid JSON (line {line}, column {column}): {}",
+        EXPECTED
+    )]
+    NotJson {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// JSON, but not an object.
+    #[error("the input is a JSON {kind}: {}", EXPECTED)]
+    NotAnObject {
+        /// `array`, `string`, …
+        kind: &'static str,
+    },
+    /// A JSON object none of the formats recognise.
+    #[error("the input is JSON but not a token file: {}", EXPECTED)]
+    NotATokenFile,
+    /// A JSON record needs a name, and none was given.
+    #[error("a record name is required for a JSON input")]
+    NameRequired,
+    /// The given record name is not allowed.
+    #[error("{0}")]
+    InvalidName(PayloadError),
+    /// A recognised format with a missing or malformed field.
+    #[error("{format}: {problem}")]
+    Invalid {
+        /// Which format, e.g. `google-auth authorized_user JSON`.
+        format: &'static str,
+        /// What is wrong, naming the field.
+        problem: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, TokenFileError>;
+
+fn invalid(format: &'static str, problem: impl Into<String>) -> TokenFileError {
+    TokenFileError::Invalid {
+        format,
+        problem: problem.into(),
     }
 }
 
-fn required(object: &Map<String, Value>, key: &str, what: &str) -> Result<String> {
+fn text(object: &Map<String, Value>, key: &str, what: &'static str) -> Result<Option<String>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(what, format!("\"{key}\" must be a string"))),
+    }
+}
+
+fn required(object: &Map<String, Value>, key: &str, what: &'static str) -> Result<String> {
     text(object, key, what)?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| CliError::failure(format!("{what}: \"{key}\" is missing")))
+        .ok_or_else(|| invalid(what, format!("\"{key}\" is missing")))
 }
 
 /// Moves a secret string out of the JSON tree without copying it.
 fn take_secret(
     object: &mut Map<String, Value>,
     key: &str,
-    what: &str,
+    what: &'static str,
 ) -> Result<Option<SecretString>> {
     match object.remove(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(SecretString::new(s))),
-        Some(_) => Err(CliError::failure(format!(
-            "{what}: \"{key}\" must be a string"
-        ))),
+        Some(_) => Err(invalid(what, format!("\"{key}\" must be a string"))),
     }
 }
 
-fn scopes(object: &Map<String, Value>, what: &str) -> Result<Vec<String>> {
+fn scopes(object: &Map<String, Value>, what: &'static str) -> Result<Vec<String>> {
     match object.get("scopes").or_else(|| object.get("scope")) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_owned).collect()),
@@ -66,48 +119,37 @@ fn scopes(object: &Map<String, Value>, what: &str) -> Result<Vec<String>> {
             .map(|v| {
                 v.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| CliError::failure(format!("{what}: scopes must be strings")))
+                    .ok_or_else(|| invalid(what, "scopes must be strings"))
             })
             .collect(),
-        Some(_) => Err(CliError::failure(format!(
-            "{what}: \"scopes\" must be a list of strings"
-        ))),
+        Some(_) => Err(invalid(what, "\"scopes\" must be a list of strings")),
     }
 }
 
-fn endpoint(value: String, what: &str) -> Result<String> {
-    check_endpoint(&value)
-        .map_err(|reason| CliError::failure(format!("{what}: the token URI {reason}")))?;
+fn endpoint(value: String, what: &'static str) -> Result<String> {
+    check_endpoint(&value).map_err(|reason| invalid(what, format!("the token URI {reason}")))?;
     Ok(value)
 }
 
-/// Classifies and parses an input file's bytes.
-pub(crate) fn parse_input(
-    bytes: &[u8],
-    name: Option<&str>,
-    token_uri: Option<&str>,
-    now: u64,
-) -> Result<Input> {
+/// Classifies and parses a token file's bytes: a vault (left to the
+/// caller), google-auth's authorized_user JSON, a Google service-account
+/// key, or a tokvault JSON record. A JSON record is named `name` (required
+/// for JSON, checked like every record name); `now` stamps its creation.
+pub fn parse_token_file(bytes: &[u8], name: Option<&str>, now: u64) -> Result<TokenFile> {
     if bytes.starts_with(&vault_format::MAGIC) {
-        return Ok(Input::Vault);
+        return Ok(TokenFile::Vault);
     }
-    let what = "the input";
-    // serde_json's error text can quote the input: only its position is used.
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        CliError::failure(format!(
-            "the input is not valid JSON (line {}, column {}): {EXPECTED}",
-            e.line(),
-            e.column()
-        ))
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| TokenFileError::NotJson {
+        line: e.line(),
+        column: e.column(),
     })?;
     let Value::Object(mut object) = value else {
-        return Err(CliError::failure(format!(
-            "the input is a JSON {}: {EXPECTED}",
-            kind_of(&value)
-        )));
+        return Err(TokenFileError::NotAnObject {
+            kind: kind_of(&value),
+        });
     };
-    let name = name.ok_or_else(|| CliError::usage("--name NAME is required for a JSON input"))?;
-    check_record_name(name).map_err(|e| CliError::usage(format!("--name: {e}")))?;
+    let name = name.ok_or(TokenFileError::NameRequired)?;
+    check_record_name(name).map_err(TokenFileError::InvalidName)?;
     let record = if object.contains_key("tokvault_record") {
         tokvault_record(&mut object, name, now)?
     } else if object.get("type").and_then(Value::as_str) == Some("service_account") {
@@ -115,15 +157,9 @@ pub(crate) fn parse_input(
     } else if object.contains_key("refresh_token") {
         authorized_user(&mut object, name, now)?
     } else {
-        return Err(CliError::failure(format!(
-            "{what} is JSON but not a token file: {EXPECTED}"
-        )));
+        return Err(TokenFileError::NotATokenFile);
     };
-    let mut record = record;
-    if let Some(uri) = token_uri {
-        record.token_endpoint = endpoint(uri.to_owned(), "--token-uri")?;
-    }
-    Ok(Input::Record(Box::new(record)))
+    Ok(TokenFile::Record(Box::new(record)))
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -143,9 +179,7 @@ fn authorized_user(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     if let Some(kind) = text(object, "type", what)?
         && kind != "authorized_user"
     {
-        return Err(CliError::failure(format!(
-            "{what}: unsupported \"type\": {kind:?}"
-        )));
+        return Err(invalid(what, format!("unsupported \"type\": {kind:?}")));
     }
     let client_id = required(object, "client_id", what)?;
     let token_uri =
@@ -156,16 +190,17 @@ fn authorized_user(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     let expiry = text(object, "expiry", what)?;
     let expires_at = match expiry {
         Some(expiry) => Some(timefmt::parse_utc(&expiry).ok_or_else(|| {
-            CliError::failure(format!(
-                "{what}: \"expiry\" {expiry:?} is not a UTC time like 2026-11-24T07:59:59Z"
-            ))
+            invalid(
+                what,
+                format!("\"expiry\" {expiry:?} is not a UTC time like 2026-11-24T07:59:59Z"),
+            )
         })?),
         None => None,
     };
     let refresh_token = take_secret(object, "refresh_token", what)?
-        .ok_or_else(|| CliError::failure(format!("{what}: \"refresh_token\" is missing")))?;
+        .ok_or_else(|| invalid(what, "\"refresh_token\" is missing"))?;
     let client_secret = take_secret(object, "client_secret", what)?
-        .ok_or_else(|| CliError::failure(format!("{what}: \"client_secret\" is missing")))?;
+        .ok_or_else(|| invalid(what, "\"client_secret\" is missing"))?;
     let access_token = take_secret(object, "token", what)?;
     let provider = if token_uri == GOOGLE_TOKEN_ENDPOINT {
         Provider::Google
@@ -203,9 +238,8 @@ fn service_account(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     let scopes = scopes(object, what)?;
     let subject = text(object, "subject", what)?;
     let private_key = take_secret(object, "private_key", what)?
-        .ok_or_else(|| CliError::failure(format!("{what}: \"private_key\" is missing")))?;
-    vault_oauth::ServiceAccountKey::from_pem(&private_key)
-        .map_err(|e| CliError::failure(format!("{what}: {e}")))?;
+        .ok_or_else(|| invalid(what, "\"private_key\" is missing"))?;
+    ServiceAccountKey::from_pem(&private_key).map_err(|e| invalid(what, e.to_string()))?;
     let mut record = Record::new(
         name,
         Provider::Google,
@@ -228,9 +262,12 @@ fn client_auth_from(label: &str) -> Result<ClientAuth> {
         "client_secret_post" => Ok(ClientAuth::ClientSecretPost),
         "client_secret_basic" => Ok(ClientAuth::ClientSecretBasic),
         "none" => Ok(ClientAuth::None),
-        other => Err(CliError::failure(format!(
-            "tokvault JSON record: \"client_auth\" {other:?} is not client_secret_post, client_secret_basic or none"
-        ))),
+        other => Err(invalid(
+            "tokvault JSON record",
+            format!(
+                "\"client_auth\" {other:?} is not client_secret_post, client_secret_basic or none"
+            ),
+        )),
     }
 }
 
@@ -246,9 +283,10 @@ fn client_auth_label(auth: ClientAuth) -> &'static str {
 fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Result<Record> {
     let what = "tokvault JSON record";
     if object.get("tokvault_record").and_then(Value::as_u64) != Some(RECORD_FORMAT) {
-        return Err(CliError::failure(format!(
-            "{what}: \"tokvault_record\" must be {RECORD_FORMAT}"
-        )));
+        return Err(invalid(
+            what,
+            format!("\"tokvault_record\" must be {RECORD_FORMAT}"),
+        ));
     }
     let provider = Provider::from_label(
         &text(object, "provider", what)?.unwrap_or_else(|| "generic".to_owned()),
@@ -270,9 +308,8 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
             )?;
             let authorization_endpoint = text(object, "authorization_endpoint", what)?;
             if let Some(url) = &authorization_endpoint {
-                check_endpoint(url).map_err(|r| {
-                    CliError::failure(format!("{what}: authorization_endpoint {r}"))
-                })?;
+                check_endpoint(url)
+                    .map_err(|r| invalid(what, format!("authorization_endpoint {r}")))?;
             }
             Credential::RefreshToken(RefreshTokenCredential {
                 client_id: required(object, "client_id", what)?,
@@ -281,9 +318,8 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
                     .and_then(Value::as_u64),
                 client_secret: take_secret(object, "client_secret", what)?,
                 client_auth,
-                refresh_token: take_secret(object, "refresh_token", what)?.ok_or_else(|| {
-                    CliError::failure(format!("{what}: \"refresh_token\" is missing"))
-                })?,
+                refresh_token: take_secret(object, "refresh_token", what)?
+                    .ok_or_else(|| invalid(what, "\"refresh_token\" is missing"))?,
                 authorization_endpoint,
             })
         }
@@ -292,12 +328,13 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
             private_key_id: text(object, "private_key_id", what)?,
             subject: text(object, "subject", what)?,
             private_key: take_secret(object, "private_key", what)?
-                .ok_or_else(|| CliError::failure(format!("{what}: \"private_key\" is missing")))?,
+                .ok_or_else(|| invalid(what, "\"private_key\" is missing"))?,
         }),
         other => {
-            return Err(CliError::failure(format!(
-                "{what}: \"kind\" {other:?} is not refresh_token or service_account"
-            )));
+            return Err(invalid(
+                what,
+                format!("\"kind\" {other:?} is not refresh_token or service_account"),
+            ));
         }
     };
     let mut record = Record::new(name, provider, token_endpoint, credential, now);
@@ -308,8 +345,26 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     Ok(record)
 }
 
+/// Why a record cannot be written as google-auth JSON.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GoogleExportError {
+    /// google-auth's authorized_user file holds a refresh token only.
+    #[error("record {name:?} is a service account; google format covers refresh tokens only")]
+    ServiceAccount {
+        /// The record.
+        name: String,
+    },
+    /// google-auth requires `client_secret`.
+    #[error("record {name:?} has no client secret, which google-auth requires")]
+    NoClientSecret {
+        /// The record.
+        name: String,
+    },
+}
+
 /// tokvault's JSON record format (plaintext: the caller warns).
-pub(crate) fn to_tokvault_json(record: &Record) -> Zeroizing<String> {
+pub fn to_tokvault_json(record: &Record) -> Zeroizing<String> {
     let mut out = json!({
         "tokvault_record": RECORD_FORMAT,
         "name": record.name,
@@ -345,19 +400,20 @@ pub(crate) fn to_tokvault_json(record: &Record) -> Zeroizing<String> {
 }
 
 /// google-auth's authorized_user JSON, as `Credentials.to_json()` writes it.
-pub(crate) fn to_google_json(record: &Record) -> Result<Zeroizing<String>> {
+pub fn to_google_json(
+    record: &Record,
+) -> std::result::Result<Zeroizing<String>, GoogleExportError> {
     let Credential::RefreshToken(c) = &record.credential else {
-        return Err(CliError::failure(format!(
-            "record {:?} is a service account; google format covers refresh tokens only (use --format json)",
-            record.name
-        )));
+        return Err(GoogleExportError::ServiceAccount {
+            name: record.name.clone(),
+        });
     };
-    let secret = c.client_secret.as_ref().ok_or_else(|| {
-        CliError::failure(format!(
-            "record {:?} has no client secret, which google-auth requires",
-            record.name
-        ))
-    })?;
+    let secret = c
+        .client_secret
+        .as_ref()
+        .ok_or_else(|| GoogleExportError::NoClientSecret {
+            name: record.name.clone(),
+        })?;
     let out = json!({
         "token": record.access_token.as_ref().map(|a| a.token.expose_secret()),
         "refresh_token": c.refresh_token.expose_secret(),

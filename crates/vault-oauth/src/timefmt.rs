@@ -26,7 +26,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// `2026-11-24T07:59:59Z`.
-pub(crate) fn rfc3339(unix: u64) -> String {
+pub fn rfc3339(unix: u64) -> String {
     let unix = unix as i64;
     let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
     let seconds = unix.rem_euclid(86_400);
@@ -40,7 +40,7 @@ pub(crate) fn rfc3339(unix: u64) -> String {
 
 /// google-auth's `expiry`: naive UTC `YYYY-MM-DDTHH:MM:SS[.ffffff][Z]`
 /// (a `+00:00` offset is accepted too). Fractions are dropped.
-pub(crate) fn parse_utc(text: &str) -> Option<u64> {
+pub fn parse_utc(text: &str) -> Option<u64> {
     let text = text
         .strip_suffix('Z')
         .or_else(|| text.strip_suffix("+00:00"))
