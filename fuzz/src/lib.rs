@@ -2,9 +2,9 @@
 //! (`src/bin/make_seeds.rs`). Test material only: never use these keys for
 //! a real vault.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
-use vault_format::{VaultKey, age};
+use vault_format::{Record, SealError, SlotSpec, Vault, VaultKey, age};
 
 /// A fixed age X25519 identity file (test data in `fuzz/keys/`), generated
 /// once with `age::x25519::Identity::generate()`. The seed vaults carry an
@@ -28,3 +28,19 @@ pub static ID: LazyLock<age::x25519::Identity> = LazyLock::new(|| {
 
 /// [`KEY_BYTES`] as a vault key.
 pub static KEY: LazyLock<VaultKey> = LazyLock::new(|| vault_format::testing::vault_key(KEY_BYTES));
+
+/// A vault with one age slot for [`RECIPIENT`], created once: targets that
+/// check "whatever a server sends, the record still seals" reuse it.
+static SEALER: LazyLock<Mutex<Vault>> = LazyLock::new(|| {
+    let vault = Vault::create(&[SlotSpec::Recipient(RECIPIENT)]).expect("a vault for RECIPIENT");
+    Mutex::new(vault)
+});
+
+/// Seals `record` as the only record of a vault.
+pub fn seal_one(record: Record, now: u64) -> Result<Vec<u8>, SealError> {
+    let mut vault = SEALER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *vault.records_mut() = vec![record];
+    vault.seal(now)
+}

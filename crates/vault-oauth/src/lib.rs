@@ -75,7 +75,7 @@ pub use jwt::{
 };
 pub use login::{
     AuthorizationError, AuthorizationRequest, DeviceAuthorization, LoginError, LoopbackListener,
-    PendingAuthorization, id_token_account,
+    PendingAuthorization, id_token_account, parse_device_response,
 };
 pub use outcome::{
     Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, ServerError, TransientFailure,
@@ -86,7 +86,7 @@ pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy};
 pub use request::{OAuthClient, RefreshRequest};
 pub use response::{TokenHttpResponse, classify_response};
 pub use sanitize::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};
-pub use timefmt::{parse_utc, rfc3339};
+pub use timefmt::{MAX_UTC_SECONDS, parse_utc, rfc3339};
 pub use token_file::{
     GoogleExportError, RECORD_FORMAT, TokenFile, TokenFileError, parse_token_file, to_google_json,
     to_tokvault_json,

@@ -478,7 +478,7 @@ impl fmt::Debug for DeviceAuthorization {
 
 /// Parses a device authorization response body (pure; the server's text is
 /// hostile input that reaches the terminal, so it is checked, not cleaned).
-pub(crate) fn parse_device_response(body: &[u8]) -> Result<DeviceAuthorization, LoginError> {
+pub fn parse_device_response(body: &[u8]) -> Result<DeviceAuthorization, LoginError> {
     let bad = |what: &str| LoginError::DeviceResponse(what.to_owned());
     let mut object: Map<String, Value> = match serde_json::from_slice(body) {
         Ok(Value::Object(object)) => object,

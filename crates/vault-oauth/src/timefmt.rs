@@ -25,9 +25,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// `2026-11-24T07:59:59Z`.
+/// The last second [`rfc3339`] and [`parse_utc`] handle: 9999-12-31T23:59:59Z
+/// (RFC 3339 has four-digit years).
+pub const MAX_UTC_SECONDS: u64 = 253_402_300_799;
+
+/// `2026-11-24T07:59:59Z`. Times after [`MAX_UTC_SECONDS`] are shown as
+/// that second.
 pub fn rfc3339(unix: u64) -> String {
-    let unix = unix as i64;
+    // At most MAX_UTC_SECONDS, so the cast cannot wrap.
+    let unix = unix.min(MAX_UTC_SECONDS) as i64;
     let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
     let seconds = unix.rem_euclid(86_400);
     format!(
@@ -39,7 +45,8 @@ pub fn rfc3339(unix: u64) -> String {
 }
 
 /// google-auth's `expiry`: naive UTC `YYYY-MM-DDTHH:MM:SS[.ffffff][Z]`
-/// (a `+00:00` offset is accepted too). Fractions are dropped.
+/// (a `+00:00` offset is accepted too), years 1970 to 9999. Fractions are
+/// dropped.
 pub fn parse_utc(text: &str) -> Option<u64> {
     let text = text
         .strip_suffix('Z')
@@ -66,7 +73,7 @@ pub fn parse_utc(text: &str) -> Option<u64> {
         || !(0..24).contains(&hour)
         || !(0..60).contains(&minute)
         || !(0..61).contains(&second)
-        || year < 1970
+        || !(1970..=9999).contains(&year)
     {
         return None;
     }
@@ -90,8 +97,15 @@ mod tests {
             Some(1_795_492_799)
         );
         assert_eq!(parse_utc("2026-11-24T03:59:59"), Some(1_795_492_799));
+        assert_eq!(rfc3339(MAX_UTC_SECONDS), "9999-12-31T23:59:59Z");
+        assert_eq!(parse_utc("9999-12-31T23:59:59Z"), Some(MAX_UTC_SECONDS));
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
         for bad in [
             "",
+            // Fuzz finding (token_file): a huge year overflowed the day
+            // count (a panic with overflow checks, a wrong time without).
+            "000000000000000000000000000000000000000008819048870308624611-11-24T07:59:59.463025Z",
+            "10000-01-01T00:00:00Z",
             "2026-13-01T00:00:00Z",
             "2026-11-24",
             "yesterday",

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::endpoint::GOOGLE_TOKEN_ENDPOINT;
 use crate::jwt::ServiceAccountKey;
-use crate::timefmt;
+use crate::timefmt::{self, MAX_UTC_SECONDS};
 
 /// Version tag of tokvault's JSON record format.
 pub const RECORD_FORMAT: u64 = 1;
@@ -123,6 +123,21 @@ fn scopes(object: &Map<String, Value>, what: &'static str) -> Result<Vec<String>
             })
             .collect(),
         Some(_) => Err(invalid(what, "\"scopes\" must be a list of strings")),
+    }
+}
+
+/// A Unix time in seconds, at most [`MAX_UTC_SECONDS`] so that it always
+/// has an RFC 3339 form (google-auth's `expiry`).
+fn timestamp(object: &Map<String, Value>, key: &str, what: &'static str) -> Result<Option<u64>> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match value.as_u64() {
+            Some(seconds) if seconds <= MAX_UTC_SECONDS => Ok(Some(seconds)),
+            _ => Err(invalid(
+                what,
+                format!("\"{key}\" must be Unix seconds (a whole number up to year 9999)"),
+            )),
+        },
     }
 }
 
@@ -294,9 +309,7 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     let token_endpoint = endpoint(required(object, "token_endpoint", what)?, what)?;
     let scopes = scopes(object, what)?;
     let account = text(object, "account", what)?;
-    let expires_at = object
-        .get("access_token_expires_at")
-        .and_then(Value::as_u64);
+    let expires_at = timestamp(object, "access_token_expires_at", what)?;
     let credential = match text(object, "kind", what)?
         .as_deref()
         .unwrap_or("refresh_token")
@@ -313,9 +326,7 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
             }
             Credential::RefreshToken(RefreshTokenCredential {
                 client_id: required(object, "client_id", what)?,
-                refresh_token_issued_at: object
-                    .get("refresh_token_issued_at")
-                    .and_then(Value::as_u64),
+                refresh_token_issued_at: timestamp(object, "refresh_token_issued_at", what)?,
                 client_secret: take_secret(object, "client_secret", what)?,
                 client_auth,
                 refresh_token: take_secret(object, "refresh_token", what)?
