@@ -196,6 +196,16 @@ fn bad_input_gets_a_clear_error() {
             r#"{"type": "service_account", "client_email": "a@b", "private_key": "nope"}"#,
             "PRIVATE KEY",
         ),
+        // Fuzz finding (token_file): a year this large overflowed the day
+        // count; now it is an ordinary bad expiry.
+        (
+            r#"{"refresh_token": "x", "client_id": "c", "client_secret": "s", "expiry": "8819048870308624611-11-24T07:59:59Z"}"#,
+            "expiry",
+        ),
+        (
+            r#"{"tokvault_record": 1, "token_endpoint": "https://a.example/t", "client_id": "c", "refresh_token": "r", "access_token": "a", "access_token_expires_at": "soon"}"#,
+            "access_token_expires_at",
+        ),
     ];
     for (contents, expected) in cases {
         let input = sandbox.write("bad.json", contents);
