@@ -15,6 +15,7 @@ mod monitor;
 mod output;
 mod paths;
 mod refresh;
+mod signals;
 mod store;
 
 use std::process::ExitCode;

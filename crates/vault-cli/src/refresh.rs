@@ -10,6 +10,7 @@ use vault_oauth::{
 
 use crate::error::{CliError, Exit, Result};
 use crate::keys::Keys;
+use crate::signals::HeldStopSignals;
 use crate::store::Store;
 
 /// One record's result in a refresh run.
@@ -139,10 +140,14 @@ pub(crate) fn run(
             Err(problem) => outcomes.push((i, RefreshOutcome::Misconfigured(problem), 0)),
         }
     }
+    // From the first request until the write, a stop signal waits: the
+    // server may already have rotated the refresh token (crate::signals).
+    let mut held = None;
     if !requests.is_empty() {
         let refresher = Refresher::new(RefresherConfig::default())
             .map_err(|e| CliError::failure(e.to_string()))?;
         let runtime = runtime()?;
+        held = Some(HeldStopSignals::hold());
         let reports = runtime.block_on(refresher.refresh_all(&requests));
         for (i, report) in request_index.into_iter().zip(reports) {
             outcomes.push((i, report.outcome, report.attempts));
@@ -212,6 +217,7 @@ pub(crate) fn run(
             .map_err(|e| CliError::failure(format!("cannot encrypt the vault: {e}")))?;
         store.write(&sealed, &vault, true)?;
     }
+    drop(held);
     Ok(RunResult {
         vault,
         results,
