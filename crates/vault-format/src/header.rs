@@ -358,6 +358,9 @@ impl Header {
                 }
             }
         }
+        // The size was computed up front (the caller appends the MAC into
+        // the same allocation); a wrong FIXED_LEN or slot length shows here.
+        debug_assert_eq!(out.len(), FIXED_LEN + slots_len);
         out
     }
 }

@@ -887,3 +887,35 @@ fn an_expensive_passphrase_slot_needs_the_openers_consent() {
     .expect_err("refused");
     assert_eq!(error.class(), ErrorClass::KdfPolicy);
 }
+
+#[test]
+fn a_slot_of_exactly_16_kib_is_read_and_one_byte_more_is_refused() {
+    // Found by mutation testing: no test pinned MAX_SLOT_LEN itself (an
+    // ssh-rsa 4096 age slot needs about 1.5 KiB, so a smaller cap would
+    // lock such vaults out). An unknown slot type shows the length check
+    // passed: its body was read before the type was judged.
+    // The spec's number, not the constant: the test pins the constant.
+    assert_eq!(vault_format::MAX_SLOT_LEN, 16_384);
+    let (_, file) = age_vault(vec![]);
+    for (len, accepted) in [(16_384, true), (16_385, false)] {
+        let mut slot = vec![9u8];
+        slot.extend_from_slice(&(len as u32).to_le_bytes());
+        slot.resize(5 + len, 0);
+        let error = parse(&with_slots(&file, &[&slot])).expect_err("refused");
+        if accepted {
+            assert_eq!(
+                error,
+                ParseError::UnknownSlotType {
+                    index: 0,
+                    slot_type: 9
+                },
+                "a {len}-byte slot"
+            );
+        } else {
+            assert!(
+                matches!(error, ParseError::MalformedSlot { index: 0, .. }),
+                "a {len}-byte slot: {error:?}"
+            );
+        }
+    }
+}
