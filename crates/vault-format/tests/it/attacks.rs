@@ -594,6 +594,16 @@ fn payload_framing_and_trailing_bytes_are_refused() {
         authentic_with_plaintext(&[1, 2]),
         Err(OpenError::Parse(ParseError::PayloadLength { len: 18 }))
     ));
+    // The boundary (found by mutation testing): a length prefix and a tag,
+    // 20 bytes, get past the parser; one byte less does not.
+    assert!(matches!(
+        authentic_with_plaintext(&[1, 2, 3]),
+        Err(OpenError::Parse(ParseError::PayloadLength { len: 19 }))
+    ));
+    assert!(!matches!(
+        authentic_with_plaintext(&[0, 0, 0, 0]),
+        Err(OpenError::Parse(_))
+    ));
     let mut shortened = good.clone();
     shortened[..4].copy_from_slice(&((len - 1) as u32).to_le_bytes());
     assert_eq!(
@@ -918,4 +928,19 @@ fn a_slot_of_exactly_16_kib_is_read_and_one_byte_more_is_refused() {
             );
         }
     }
+}
+
+#[test]
+fn a_vault_id_shows_as_hex_in_debug_and_display() {
+    // Found by mutation testing: nothing looked at how an id is shown, and
+    // `inspect` and the pins print it.
+    let (vault, _) = age_vault(vec![]);
+    let id = vault.vault_id();
+    let hex = id.to_string();
+    assert_eq!(hex.len(), 32);
+    assert!(
+        hex.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(format!("{id:?}"), format!("VaultId({hex})"));
 }
