@@ -75,6 +75,22 @@ pub enum TokenFileError {
 
 type Result<T> = std::result::Result<T, TokenFileError>;
 
+/// Longest piece of a rejected value an error quotes, in characters.
+const MAX_QUOTED_CHARS: usize = 32;
+
+/// A rejected value as an error shows it: quoted with control characters
+/// escaped, and cut short. A value in the wrong field may be a secret
+/// (a key pasted into "kind"), and errors reach terminals and logs.
+fn shown(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(MAX_QUOTED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?} (cut, {} characters)", value.chars().count())
+    } else {
+        format!("{head:?}")
+    }
+}
+
 fn invalid(format: &'static str, problem: impl Into<String>) -> TokenFileError {
     TokenFileError::Invalid {
         format,
@@ -194,7 +210,10 @@ fn authorized_user(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
     if let Some(kind) = text(object, "type", what)?
         && kind != "authorized_user"
     {
-        return Err(invalid(what, format!("unsupported \"type\": {kind:?}")));
+        return Err(invalid(
+            what,
+            format!("unsupported \"type\": {}", shown(&kind)),
+        ));
     }
     let client_id = required(object, "client_id", what)?;
     let token_uri =
@@ -207,7 +226,10 @@ fn authorized_user(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
         Some(expiry) => Some(timefmt::parse_utc(&expiry).ok_or_else(|| {
             invalid(
                 what,
-                format!("\"expiry\" {expiry:?} is not a UTC time like 2026-11-24T07:59:59Z"),
+                format!(
+                    "\"expiry\" {} is not a UTC time like 2026-11-24T07:59:59Z",
+                    shown(&expiry)
+                ),
             )
         })?),
         None => None,
@@ -280,7 +302,8 @@ fn client_auth_from(label: &str) -> Result<ClientAuth> {
         other => Err(invalid(
             "tokvault JSON record",
             format!(
-                "\"client_auth\" {other:?} is not client_secret_post, client_secret_basic or none"
+                "\"client_auth\" {} is not client_secret_post, client_secret_basic or none",
+                shown(other)
             ),
         )),
     }
@@ -344,7 +367,10 @@ fn tokvault_record(object: &mut Map<String, Value>, name: &str, now: u64) -> Res
         other => {
             return Err(invalid(
                 what,
-                format!("\"kind\" {other:?} is not refresh_token or service_account"),
+                format!(
+                    "\"kind\" {} is not refresh_token or service_account",
+                    shown(other)
+                ),
             ));
         }
     };
@@ -439,4 +465,38 @@ pub fn to_google_json(
     Ok(Zeroizing::new(
         serde_json::to_string(&out).unwrap_or_default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_quote_at_most_a_short_piece_of_a_rejected_value() {
+        // Fuzz finding (token_file): a private key pasted into "kind" came
+        // back whole in the error, on the terminal and in logs.
+        let key = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}",
+            "MIIEvQIBADANBgkqhkiG".repeat(60)
+        );
+        for field in ["kind", "client_auth", "type", "expiry"] {
+            let json = match field {
+                "type" | "expiry" => json!({
+                    "refresh_token": "r", "client_id": "c", "client_secret": "s",
+                    field: key,
+                }),
+                _ => json!({
+                    "tokvault_record": 1, "token_endpoint": "https://a.example/t",
+                    "client_id": "c", "refresh_token": "r", field: key,
+                }),
+            };
+            let error =
+                parse_token_file(json.to_string().as_bytes(), Some("n"), 0).expect_err("refused");
+            let text = error.to_string();
+            assert!(text.len() < 200, "{field}: {} characters", text.len());
+            assert!(text.contains("cut, 1228 characters"), "{field}: {text}");
+            assert!(!text.contains(&key[..60]), "{field}: {text}");
+        }
+        assert_eq!(shown("ok"), "\"ok\"");
+    }
 }
