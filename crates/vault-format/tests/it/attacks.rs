@@ -944,3 +944,95 @@ fn a_vault_id_shows_as_hex_in_debug_and_display() {
     );
     assert_eq!(format!("{id:?}"), format!("VaultId({hex})"));
 }
+
+// Limits pinned by exact error variant, at their boundaries. Mutation
+// testing found them unpinned: a later check refused the same files with
+// the same class, so a weakened limit went unnoticed.
+
+#[test]
+fn slot_counts_are_checked_at_zero_sixteen_and_seventeen() {
+    let (_, file) = age_vault(vec![]);
+    assert_eq!(
+        parse(&with_slots(&file, &[])).expect_err("no slot"),
+        ParseError::SlotCount { count: 0 }
+    );
+    let slot = slot_bytes(&file, 0);
+    let seventeen: Vec<&[u8]> = (0..17).map(|_| slot.as_slice()).collect();
+    assert_eq!(
+        parse(&with_slots(&file, &seventeen)).expect_err("17 slots"),
+        ParseError::SlotCount { count: 17 }
+    );
+    let identities: Vec<age::x25519::Identity> =
+        (0..16).map(|_| age::x25519::Identity::generate()).collect();
+    let recipients: Vec<String> = identities
+        .iter()
+        .map(|i| i.to_public().to_string())
+        .collect();
+    let specs: Vec<SlotSpec<'_>> = recipients
+        .iter()
+        .map(|r| SlotSpec::Recipient(r.as_str()))
+        .collect();
+    let mut vault = Vault::create(&specs).expect("16 slots");
+    let sixteen = vault.seal(1).expect("seal");
+    assert_eq!(
+        parse(&sixteen).expect("16 slots parse").header.slots.len(),
+        16
+    );
+    Vault::open(&sixteen, &Unlock::new().identity(&identities[15])).expect("the last slot opens");
+}
+
+#[test]
+fn a_declared_payload_length_is_checked_against_the_64_mib_cap() {
+    let (_, file) = age_vault(vec![]);
+    let declare = |len: u32| {
+        let mut changed = file.clone();
+        changed[OFF_PAYLOAD_LEN..OFF_PAYLOAD_LEN + 4].copy_from_slice(&len.to_le_bytes());
+        parse(&changed).map(|_| ())
+    };
+    let cap = (vault_format::MAX_PLAINTEXT_LEN + 16) as u32;
+    for len in [cap + 1, u32::MAX] {
+        assert_eq!(
+            declare(len).expect_err("over the cap"),
+            ParseError::PayloadLength { len }
+        );
+    }
+    // At the cap the length is allowed; this short file then ends early.
+    assert!(!matches!(
+        declare(cap),
+        Err(ParseError::PayloadLength { .. })
+    ));
+}
+
+#[test]
+fn two_age_slots_for_one_recipient_are_refused_even_with_different_bodies() {
+    let (_, first) = age_vault(vec![]);
+    let (_, second) = age_vault(vec![]);
+    let (a, b) = (slot_bytes(&first, 0), slot_bytes(&second, 0));
+    assert_ne!(a, b, "two vaults wrap two keys");
+    assert_eq!(
+        parse(&with_slots(&first, &[&a, &b])).expect_err("same recipient twice"),
+        ParseError::MalformedSlot {
+            index: 1,
+            reason: "duplicate of an earlier slot"
+        }
+    );
+}
+
+#[test]
+fn age_slot_recipient_lengths_outside_1_to_4096_are_refused_as_such() {
+    let (_, file) = age_vault(vec![]);
+    for len in [0usize, 4097] {
+        let mut slot = vec![1u8];
+        slot.extend_from_slice(&((2 + len) as u32).to_le_bytes());
+        slot.extend_from_slice(&(len as u16).to_le_bytes());
+        slot.resize(slot.len() + len, b'a');
+        assert_eq!(
+            parse(&with_slots(&file, &[&slot])).expect_err("refused"),
+            ParseError::MalformedSlot {
+                index: 0,
+                reason: "recipient length out of range"
+            },
+            "a {len}-byte recipient"
+        );
+    }
+}
