@@ -89,8 +89,14 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
                 _ => true,
             };
             let auth_hint = if knows_where { "" } else { " --auth-url URL" };
+            // Server descriptions often end a sentence already.
+            let stop = if policy.is_empty() && error.to_string().ends_with(['.', '!', '?']) {
+                ""
+            } else {
+                "."
+            };
             format!(
-                "needs re-authorization: the server rejected the refresh token: {error}{policy}. \
+                "needs re-authorization: the server rejected the refresh token: {error}{policy}{stop} \
                  The record is kept; authorize again where a person can: \
                  `tokvault login {name} --again{auth_hint}` (--no-browser on a machine without one)"
             )

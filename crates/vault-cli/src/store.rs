@@ -56,7 +56,9 @@ pub(crate) fn write_atomic_mode(
     let name = path
         .file_name()
         .map_or_else(|| "vault".into(), |n| n.to_string_lossy().into_owned());
-    let temp = dir.join(format!(".{name}.tmp-{}", random_suffix()));
+    let prefix = format!(".{name}.tmp-");
+    remove_abandoned(&dir, &prefix);
+    let temp = dir.join(format!("{prefix}{}", random_suffix()));
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
@@ -89,6 +91,30 @@ pub(crate) fn write_atomic_mode(
             CliError::io("cannot write", path, &e)
         }
     })
+}
+
+/// A temp file this old belongs to a writer that was killed (a live one
+/// keeps it for milliseconds).
+const ABANDONED_AFTER: Duration = Duration::from_secs(600);
+
+/// Removes files in `dir` named `prefix…` that were last modified more
+/// than [`ABANDONED_AFTER`] ago: what a killed writer leaves behind. Pins,
+/// health files and metrics are written without the vault's lock, so age,
+/// not the lock, tells an abandoned file from one being written.
+fn remove_abandoned(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(prefix)
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+        if abandoned {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` (and parents) with mode 0700 when missing.
@@ -170,6 +196,7 @@ impl Store {
     /// directory cannot take a new file.
     pub(crate) fn check_writable(&self) -> Result<()> {
         let dir = parent_of(&self.path);
+        remove_abandoned(&dir, ".tokvault-probe-");
         let probe = dir.join(format!(".tokvault-probe-{}", random_suffix()));
         OpenOptions::new()
             .write(true)
@@ -401,4 +428,50 @@ fn has_passphrase_slot(bytes: &[u8]) -> bool {
                 .any(|s| matches!(s, vault_format::Slot::Passphrase(_)))
         })
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_aged(dir: &Path, name: &str, age: Duration) -> PathBuf {
+        let path = dir.join(name);
+        let file = File::create(&path).expect("create");
+        let at = std::time::SystemTime::now()
+            .checked_sub(age)
+            .expect("a time in the past");
+        file.set_modified(at).expect("set mtime");
+        path
+    }
+
+    #[test]
+    fn a_write_removes_what_killed_writers_of_that_file_left_behind() {
+        // Found by scripts/reliability: after 3,000 kills, 256 temp files
+        // of pins and health files and 3 writability probes were left.
+        let dir = tempfile::tempdir().expect("temp dir");
+        let old = Duration::from_secs(3600);
+        let abandoned = file_aged(dir.path(), ".pin.tmp-abandoned", old);
+        let in_flight = file_aged(dir.path(), ".pin.tmp-in-flight", Duration::ZERO);
+        let other_file = file_aged(dir.path(), ".health.tmp-old", old);
+        let probe = file_aged(dir.path(), ".tokvault-probe-old", old);
+        write_atomic(&dir.path().join("pin"), b"pinned", true).expect("write");
+        assert!(
+            !abandoned.exists(),
+            "an hour-old temp file of the same file stays"
+        );
+        assert!(in_flight.exists(), "a temp file being written was removed");
+        assert!(other_file.exists(), "another file's temp file was removed");
+        assert_eq!(
+            std::fs::read(dir.path().join("pin")).expect("read"),
+            b"pinned"
+        );
+
+        let store = Store::new(
+            dir.path().join("vault.tokvault"),
+            dir.path().join("state"),
+            false,
+        );
+        store.check_writable().expect("writable");
+        assert!(!probe.exists(), "an hour-old probe stays");
+    }
 }

@@ -164,3 +164,23 @@ pub(crate) fn google_token_json(
 pub(crate) fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).expect("read file")
 }
+
+/// A count for the reliability figures: `variable` from the environment
+/// (`scripts/reliability` scales them), or `default`, which keeps a plain
+/// `cargo test` fast.
+pub(crate) fn env_count(variable: &str, default: usize) -> usize {
+    match std::env::var(variable) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{variable}={value:?} is not a count")),
+        Err(_) => default,
+    }
+}
+
+/// Prints `FIGURE LINE` on stdout: `scripts/reliability` runs the tests
+/// with `--nocapture` and collects these lines for docs/ASSURANCE.md.
+/// Never put a secret in `line`.
+#[allow(clippy::print_stdout)]
+pub(crate) fn figure(line: &str) {
+    println!("FIGURE {line}");
+}

@@ -6,10 +6,41 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Run, Sandbox};
+use crate::common::{Run, Sandbox, env_count, figure};
 use crate::e2e::{Story, assert_no_replay_or_error, server_stats, stat};
 
 const WORKERS: usize = 8;
+
+/// How long the racing processes run: `TOKVAULT_RELIABILITY_SECONDS`
+/// (scripts/reliability), else 6 s (three access-token lifetimes).
+fn race_seconds() -> u64 {
+    env_count("TOKVAULT_RELIABILITY_SECONDS", 6) as u64
+}
+
+/// Rounds per worker in the readers-and-writers test:
+/// `TOKVAULT_RELIABILITY_ROUNDS` (scripts/reliability), else 40.
+fn reader_rounds() -> usize {
+    env_count("TOKVAULT_RELIABILITY_ROUNDS", 40)
+}
+
+/// The figure of one concurrency run; stats are the server's counters.
+fn concurrency_figure(
+    test: &str,
+    runs: usize,
+    failures: usize,
+    elapsed: Duration,
+    stats: &serde_json::Value,
+) {
+    figure(&format!(
+        "concurrency test={test} workers={WORKERS} runs={runs} failed_runs={failures} seconds={:.1} \
+         refreshes_ok={} replays_detected={} refresh_errors={} grants_revoked={}",
+        elapsed.as_secs_f64(),
+        stat(stats, "refreshes_ok"),
+        stat(stats, "replays_detected"),
+        stat(stats, "refresh_errors"),
+        stat(stats, "grants_revoked"),
+    ));
+}
 
 /// Runs `WORKERS` threads, each spawning tokvault processes one after the
 /// other with the arguments `pick(worker, round)` while `more(round)`.
@@ -94,10 +125,11 @@ fn eight_processes_in_parallel_never_replay_a_rotated_refresh_token() {
     };
 
     // Each worker runs at least 13 rounds (8 x 13 >= 100 processes), and
-    // goes on for 6 s (three access-token lifetimes): on two cores that is
-    // about 3000 processes.
+    // goes on for 6 s by default (three access-token lifetimes): on two
+    // cores that is about 3000 processes.
     let started = Instant::now();
-    let more = |round: usize| round < 13 || started.elapsed() < Duration::from_secs(6);
+    let seconds = Duration::from_secs(race_seconds());
+    let more = |round: usize| round < 13 || started.elapsed() < seconds;
     let pick = |worker: usize, round: usize| -> &'static [&'static str] {
         if (worker + round).is_multiple_of(2) {
             &["token", "demo", "--min-valid", "1s"]
@@ -109,6 +141,7 @@ fn eight_processes_in_parallel_never_replay_a_rotated_refresh_token() {
     let elapsed = started.elapsed();
 
     let stats = server_stats(&rt, &server);
+    concurrency_figure("racing-refreshers", runs, failures.len(), elapsed, &stats);
     assert!(
         failures.is_empty(),
         "{} of {runs} runs failed in {elapsed:?} (server stats {stats}):\n{}",
@@ -157,8 +190,16 @@ fn readers_without_the_lock_are_not_confused_by_concurrent_writers() {
             _ => &["token", "demo"],
         }
     };
-    let (runs, failures) = run_workers(&sandbox, pick, &|round| round < 40);
+    let rounds = reader_rounds();
+    let (runs, failures) = run_workers(&sandbox, pick, &|round| round < rounds);
     let stats = server_stats(&rt, &server);
+    concurrency_figure(
+        "readers-and-writers",
+        runs,
+        failures.len(),
+        started.elapsed(),
+        &stats,
+    );
     assert!(
         failures.is_empty(),
         "{} of {runs} runs failed in {:?} ({stats}):\n{}",
@@ -168,9 +209,9 @@ fn readers_without_the_lock_are_not_confused_by_concurrent_writers() {
     );
     assert_eq!(
         stat(&stats, "refreshes_ok"),
-        1 + 2 * 40,
+        1 + 2 * rounds as u64,
         "every forced refresh ran: {stats}"
     );
-    assert_eq!(stat(&stats, "replays_detected"), 0, "{stats}");
+    assert_no_replay_or_error(&stats);
     sandbox.run(&["verify"]).assert_code(0);
 }

@@ -8,9 +8,14 @@ mod concurrency;
 mod contrib;
 mod crash;
 mod e2e;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../vault-oauth/tests/it/fault_server.rs"]
+mod fault_server;
 mod interop;
 mod login;
 mod monitoring;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/peers.rs"]
 mod peers;
+mod reliability;
+mod signals;

@@ -1,0 +1,110 @@
+//! `refresh --force` stopped with SIGTERM at random points, against a server
+//! that rotates refresh tokens and revokes the grant on any replay. Unlike
+//! SIGKILL (crash.rs), SIGTERM is held from the first request until the
+//! vault holding the answer is saved, so no stop may lose a grant: every
+//! following refresh succeeds and the server never sees a replay.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{env_count, figure};
+use crate::e2e::{Story, assert_no_replay_or_error, server_stats, stat};
+
+/// Signals per test: `TOKVAULT_RELIABILITY_KILLS` (scripts/reliability), else 40.
+fn signal_count() -> usize {
+    env_count("TOKVAULT_RELIABILITY_KILLS", 40)
+}
+
+#[test]
+fn sigterm_during_a_rotating_refresh_waits_for_the_save_and_loses_nothing() {
+    let Some(Story {
+        server,
+        rt,
+        sandbox,
+    }) = Story::start(true, 3600)
+    else {
+        return;
+    };
+    let spawn = || {
+        sandbox
+            .command()
+            .arg("--vault")
+            .arg(sandbox.vault())
+            .arg("-i")
+            .arg(sandbox.identity())
+            .args(["refresh", "--force"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tokvault")
+    };
+    // The delay window: a whole refresh here, adapted as in crash.rs so
+    // that about half the signals land while the process runs.
+    let started = Instant::now();
+    let warm_up = spawn().wait_with_output().expect("wait");
+    assert_eq!(warm_up.status.code(), Some(0), "a warm-up refresh succeeds");
+    let mut window = started.elapsed().mul_f64(1.2);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+        | 1;
+    let initial_seed = seed;
+    let (mut hit, mut held, mut lost) = (0, 0, 0);
+    for round in 0..signal_count() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % (window.as_micros() as u64 + 1));
+        let child = spawn();
+        std::thread::sleep(delay);
+        // Through kill(1): the test crate has no signal API of its own.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .expect("run kill");
+        let output = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "round {round}: {stderr}");
+        if output.status.signal() == Some(15) {
+            hit += 1;
+            window = window.mul_f64(1.15).min(Duration::from_secs(2));
+            if stderr.contains("held until the vault was saved") {
+                held += 1;
+            }
+        } else {
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "round {round} (seed {initial_seed:#x}): {stderr}"
+            );
+            window = window.mul_f64(0.85).max(Duration::from_millis(1));
+        }
+        let after = sandbox.run(&["refresh", "--force"]);
+        if after.code != 0 {
+            lost += 1;
+        }
+        assert_eq!(
+            after.code, 0,
+            "round {round} (seed {initial_seed:#x}, SIGTERM after {delay:?}): the next refresh\nstdout: {}\nstderr: {}",
+            after.stdout, after.stderr
+        );
+    }
+    let stats = server_stats(&rt, &server);
+    figure(&format!(
+        "sigterm server=rotating signals={} hit_running_refresh={hit} held_until_saved={held} \
+         grants_lost={lost} replays_detected={} grants_revoked={} seed={initial_seed:#x}",
+        signal_count(),
+        stat(&stats, "replays_detected"),
+        stat(&stats, "grants_revoked"),
+    ));
+    assert_no_replay_or_error(&stats);
+    // The window was exercised: some signals arrived while requests were
+    // out (without the hold, those are the stops that lose grants).
+    assert!(
+        held > 0,
+        "no SIGTERM of {hit} that hit landed while a request was out (seed {initial_seed:#x})"
+    );
+    sandbox.run(&["verify"]).assert_code(0);
+}
