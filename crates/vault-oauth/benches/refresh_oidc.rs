@@ -6,8 +6,12 @@
 //! warm-up, and the best of each is reported.
 //!
 //! `cargo bench -p vault-oauth --bench refresh_oidc` (needs the peers that
-//! `scripts/bench` sets up: TOKVAULT_TEST_NODE, TOKVAULT_TEST_PYTHON).
+//! `scripts/peers.sh` sets up: TOKVAULT_TEST_NODE, TOKVAULT_TEST_PYTHON).
 //! `TOKVAULT_BENCH_RECORDS` changes the count (default 1000).
+//!
+//! This is the library alone, in process, without the vault. `scripts/bench`
+//! measures the whole `tokvault refresh` instead (open, refresh, seal and the
+//! atomic write; row 3 of docs/BENCHMARKS.md) and does not run this one.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 
