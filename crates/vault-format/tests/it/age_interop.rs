@@ -134,3 +134,34 @@ fn a_plain_age_file_in_a_slot_does_not_open_the_vault() {
     let error = Vault::open(&spliced, &Unlock::new().identity(&identity)).expect_err("refused");
     assert_eq!(error.class(), vault_format::ErrorClass::CannotDecrypt);
 }
+
+/// An ssh-rsa 3072 key wraps into a 384-byte stanza body: 512 base64
+/// characters, whole 64-column lines, after which the age header needs an
+/// extra empty line. Mutation testing found that branch of our age header
+/// writer (`keys.rs`, `wrap_age`) untested: the other keys' bodies never
+/// fill a line exactly. Both our reader and stock age must take the slot.
+#[test]
+fn an_ssh_rsa_3072_slot_whose_stanza_fills_whole_lines_opens() {
+    let recipient = std::fs::read_to_string(vector_key("ssh_rsa_3072.pub")).expect("recipient");
+    let recipient = recipient.trim();
+    let mut vault = Vault::create(&[SlotSpec::Recipient(recipient)]).expect("create");
+    let file = vault.seal(1).expect("seal");
+    let Some(Slot::Age(slot)) = vault.slots().first() else {
+        panic!("age slot")
+    };
+    let header_end = slot
+        .age_file
+        .windows(4)
+        .position(|w| w == b"\n---")
+        .expect("an age header");
+    let header = std::str::from_utf8(&slot.age_file[..header_end]).expect("text header");
+    assert!(
+        header.lines().any(|line| line.len() == 64) && header.ends_with('\n'),
+        "the stanza body should fill whole lines, ending with an empty one"
+    );
+
+    let text = std::fs::read(vector_key("ssh_rsa_3072")).expect("identity");
+    let identity = age::ssh::Identity::from_buffer(&text[..], None).expect("ssh identity");
+    Vault::open(&file, &Unlock::new().identity(&identity)).expect("our reader opens it");
+    recover_with_stock_age(&vector_key("ssh_rsa_3072"), recipient);
+}

@@ -1036,3 +1036,56 @@ fn age_slot_recipient_lengths_outside_1_to_4096_are_refused_as_such() {
         );
     }
 }
+
+/// The 68-byte age slot plaintext (context, vault id, key) must be exactly
+/// that: mutation testing (`keys.rs`) found both the length check while
+/// reading the slot and the context check unpinned.
+#[test]
+fn an_age_slot_plaintext_must_be_exactly_the_layout() {
+    // Right length, wrong context; right context, one byte too many.
+    let mut wrong_context = [0u8; 68];
+    wrong_context[..20].copy_from_slice(b"tokvault/v0 age slot");
+    assert!(vault_format::VaultKey::from_age_slot_plaintext(&wrong_context).is_none());
+
+    // A key holder re-encrypts the real slot plaintext plus one byte to the
+    // same recipient and re-authenticates the header: the slot must not
+    // yield the key (a reader that stops at 68 bytes would miss the extra).
+    let (vault, file) = age_vault(vec![refresh_record("a", "1//one")]);
+    let key = key_of(&vault);
+    let mut header = parse(&file).expect("parses").header;
+    let Slot::Age(slot) = &header.slots[0] else {
+        panic!("an age slot")
+    };
+    let decryptor = age::Decryptor::new_buffered(&slot.age_file[..]).expect("age");
+    let mut slot_plaintext = Vec::new();
+    let mut reader = decryptor
+        .decrypt(std::iter::once(&*IDENTITY as &dyn age::Identity))
+        .expect("decrypts");
+    std::io::Read::read_to_end(&mut reader, &mut slot_plaintext).expect("reads");
+    assert_eq!(slot_plaintext.len(), 68);
+    for plaintext in [slot_plaintext.clone(), [&slot_plaintext[..], &[0]].concat()] {
+        let encryptor = age::Encryptor::with_recipients(std::iter::once(
+            &IDENTITY.to_public() as &dyn age::Recipient
+        ))
+        .expect("recipients");
+        let mut age_file = Vec::new();
+        let mut writer = encryptor.wrap_output(&mut age_file).expect("wrap");
+        std::io::Write::write_all(&mut writer, &plaintext).expect("write");
+        writer.finish().expect("finish");
+        let Slot::Age(slot) = &mut header.slots[0] else {
+            panic!("an age slot")
+        };
+        slot.age_file = age_file;
+        let forged = reseal(
+            &header,
+            &plaintext_of(&file, &key).expect("authentic"),
+            &key,
+        );
+        let opened = open_with_identity(&forged);
+        if plaintext.len() == 68 {
+            opened.expect("the re-encrypted slot, same plaintext, opens");
+        } else {
+            assert_eq!(class(opened), ErrorClass::CannotDecrypt, "69 bytes");
+        }
+    }
+}
