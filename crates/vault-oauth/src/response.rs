@@ -93,6 +93,12 @@ pub fn classify_response(response: TokenHttpResponse<'_>, sent_at: u64) -> Refre
         // A 5xx, 408 or 429 means "later" whatever code it carries: a server
         // in trouble must not make a person re-authorize.
         Some(error) if status >= 500 || status == 408 || status == 429 => transient(Some(error)),
+        // RFC 6749 §5.2 errors come with a 4xx; an error body under any
+        // other status (a 1xx, which HTTP clients never hand over as final)
+        // must not send a person to re-authorize.
+        Some(_) if !(400..500).contains(&status) => {
+            RefreshOutcome::Misconfigured(Misconfiguration::UnexpectedStatus(status))
+        }
         Some(error) => match error.code.as_str() {
             "invalid_grant" => RefreshOutcome::ReauthorizationRequired(error),
             "server_error" | "temporarily_unavailable" => transient(Some(error)),
@@ -313,6 +319,31 @@ mod tests {
             },
             1_000,
         )
+    }
+
+    #[test]
+    fn invalid_grant_asks_for_re_authorization_only_under_a_4xx() {
+        // Fuzz finding (token_response): status 168 with invalid_grant came
+        // back as "re-authorize".
+        let body =
+            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
+        for status in [100, 168, 199, 600, 999] {
+            let outcome = classify(status, body);
+            assert!(
+                !matches!(outcome, RefreshOutcome::ReauthorizationRequired(_)),
+                "{status}: {outcome}"
+            );
+        }
+        assert!(matches!(
+            classify(168, body),
+            RefreshOutcome::Misconfigured(Misconfiguration::UnexpectedStatus(168))
+        ));
+        for status in [400, 401, 499] {
+            assert!(matches!(
+                classify(status, body),
+                RefreshOutcome::ReauthorizationRequired(_)
+            ));
+        }
     }
 
     #[test]
