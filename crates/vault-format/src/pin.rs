@@ -205,6 +205,15 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_pin_text() {
+        // Found by mutation testing: nothing looked at Debug, which error
+        // reports and logs of a rollback refusal use.
+        let pin = pin(7, 0xab, 0xcd);
+        assert_eq!(format!("{pin:?}"), format!("Pin({pin})"));
+        assert!(pin.to_string().starts_with("tokvault-pin v1 01010101"));
+    }
+
+    #[test]
     fn text_round_trip_and_rejects() {
         let original = pin(u64::MAX, 0xab, 0x01);
         let text = original.to_string();
