@@ -100,6 +100,7 @@ fuzz_target!(|data: &[u8]| {
     {
         assert!(wait.as_secs() <= 86_400, "Retry-After not capped: {wait:?}");
     }
+    let mut outcome = outcome;
     match &outcome {
         RefreshOutcome::Refreshed(refreshed) => {
             assert!((200..300).contains(&status), "{status} refreshed");
@@ -107,17 +108,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(!token.is_empty());
             if let Some(expires_at) = refreshed.expires_at {
                 assert!(expires_at >= SENT_AT, "expiry before the request");
-            }
-            // Neither Debug nor Display may show the token.
-            if token.len() >= 8 {
-                assert!(
-                    !format!("{outcome:?}").contains(token),
-                    "Debug shows the token"
-                );
-                assert!(
-                    !outcome.to_string().contains(token),
-                    "Display shows the token"
-                );
             }
         }
         RefreshOutcome::ReauthorizationRequired(error) => {
@@ -131,6 +121,24 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         _ => {}
+    }
+
+    // Neither Debug nor Display may depend on the tokens: they render the
+    // same with the secrets swapped. (Searching the text for the token gave
+    // a false alarm: a token spelled like the text around it.)
+    if let RefreshOutcome::Refreshed(_) = &outcome {
+        let (debug, display) = (format!("{outcome:?}"), outcome.to_string());
+        if let RefreshOutcome::Refreshed(refreshed) = &mut outcome {
+            refreshed.access_token = SecretString::copy_from("swapped access token");
+            if refreshed.refresh_token.is_some() {
+                refreshed.refresh_token = Some(SecretString::copy_from("swapped refresh token"));
+            }
+            if refreshed.id_token.is_some() {
+                refreshed.id_token = Some(SecretString::copy_from("swapped id token"));
+            }
+        }
+        assert_eq!(format!("{outcome:?}"), debug, "Debug depends on a token");
+        assert_eq!(outcome.to_string(), display, "Display depends on a token");
     }
 
     let mut record = Record::new(
