@@ -184,3 +184,66 @@ pub(crate) fn env_count(variable: &str, default: usize) -> usize {
 pub(crate) fn figure(line: &str) {
     println!("FIGURE {line}");
 }
+
+/// xorshift64*, seeded from the clock; print [`Rng::seed`] with a failure
+/// or a figure so that a run can be told apart.
+pub(crate) struct Rng {
+    state: u64,
+    seed: u64,
+}
+
+impl Rng {
+    pub(crate) fn from_clock() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
+        Self {
+            state: nanos | 1,
+            seed: nanos | 1,
+        }
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
+    }
+
+    /// `n` positions spread evenly over `range` (one at random in each of
+    /// `n` equal strata), or all of it when `n` covers it.
+    pub(crate) fn sample(&mut self, range: std::ops::Range<usize>, n: usize) -> Vec<usize> {
+        let len = range.len();
+        if n >= len {
+            return range.collect();
+        }
+        (0..n)
+            .map(|k| {
+                let (from, to) = (k * len / n, (k + 1) * len / n);
+                range.start + from + self.below((to - from) as u64) as usize
+            })
+            .collect()
+    }
+}
+
+/// Files below `dir` (recursively) whose name contains `pattern`; 0 when
+/// `dir` does not exist.
+pub(crate) fn files_named(dir: &Path, pattern: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .map(|e| {
+                if e.path().is_dir() {
+                    files_named(&e.path(), pattern)
+                } else {
+                    usize::from(e.file_name().to_string_lossy().contains(pattern))
+                }
+            })
+            .sum()
+    })
+}

@@ -16,7 +16,7 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Sandbox, env_count, figure, google_token_json};
+use crate::common::{Rng, Sandbox, env_count, figure, files_named, google_token_json};
 use crate::e2e::{Story, assert_no_replay_or_error, listed, server_stats, stat, utf8};
 use crate::peers::{OidcProvider, POST_CLIENT};
 
@@ -25,26 +25,8 @@ fn kill_count() -> usize {
     env_count("TOKVAULT_RELIABILITY_KILLS", 50)
 }
 
-/// xorshift64*, seeded from the clock; the seed is in failure messages.
-struct Rng(u64);
-
-impl Rng {
-    fn from_clock() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        Self(nanos | 1)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1)
-    }
-}
-
-fn spawn_refresh(sandbox: &Sandbox) -> Child {
+/// `refresh --force` in the background, stdout discarded.
+pub(crate) fn spawn_refresh(sandbox: &Sandbox, stderr: Stdio) -> Child {
     sandbox
         .command()
         .arg("--vault")
@@ -53,18 +35,18 @@ fn spawn_refresh(sandbox: &Sandbox) -> Child {
         .arg(sandbox.identity())
         .args(["refresh", "--force"])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn tokvault")
 }
 
 /// How long a whole `refresh --force` takes here (the median of five): the
 /// first window for kill delays.
-fn refresh_duration(sandbox: &Sandbox) -> Duration {
+pub(crate) fn refresh_duration(sandbox: &Sandbox) -> Duration {
     let mut durations: Vec<Duration> = (0..5)
         .map(|_| {
             let started = Instant::now();
-            let status = spawn_refresh(sandbox).wait().expect("wait");
+            let status = spawn_refresh(sandbox, Stdio::null()).wait().expect("wait");
             assert_eq!(status.code(), Some(0), "a warm-up refresh succeeds");
             started.elapsed()
         })
@@ -117,25 +99,11 @@ impl Temps {
 }
 
 fn temp_files(sandbox: &Sandbox) -> Temps {
-    fn count(dir: &std::path::Path, pattern: &str) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    if e.path().is_dir() {
-                        count(&e.path(), pattern)
-                    } else {
-                        usize::from(e.file_name().to_string_lossy().contains(pattern))
-                    }
-                })
-                .sum()
-        })
-    }
     let server = sandbox.path("server");
     Temps {
-        vault: count(&server, ".tmp-"),
-        probe: count(&server, "-probe-"),
-        state: count(&sandbox.path("state"), ".tmp-"),
+        vault: files_named(&server, ".tmp-"),
+        probe: files_named(&server, "-probe-"),
+        state: files_named(&sandbox.path("state"), ".tmp-"),
     }
 }
 
@@ -160,7 +128,7 @@ fn kill_loop(
 ) -> Kills {
     let mut rng = Rng::from_clock();
     let mut kills = Kills {
-        seed: rng.0,
+        seed: rng.seed(),
         tried: 0,
         hit: 0,
         old_generation: 0,
@@ -182,7 +150,7 @@ fn kill_loop(
         let delay = Duration::from_micros(rng.below(used.as_micros() as u64 + 1));
         let before = generation(sandbox).expect("the vault has a header before the kill");
         let temp_before = temp_files(sandbox);
-        let mut child = spawn_refresh(sandbox);
+        let mut child = spawn_refresh(sandbox, Stdio::null());
         std::thread::sleep(delay);
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("wait");

@@ -13,7 +13,6 @@
 use std::collections::HashSet;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use vault_format::age::x25519::Identity;
 use vault_format::{Header, Record, RefreshClass, Unlock, Vault};
 
-use crate::common::{Run, Sandbox, env_count, figure, google_token_json, read};
+use crate::common::{Rng, Run, Sandbox, env_count, figure, files_named, google_token_json, read};
 use crate::e2e::{runtime, utf8};
 use crate::fault_server::{Action, FaultServer, Received};
 use crate::peers::repo_root;
@@ -227,49 +226,6 @@ fn identity_of(sandbox: &Sandbox) -> Identity {
     Identity::from_str(line).expect("the identity parses")
 }
 
-/// xorshift64*, seeded from the clock (the seed is in the figure line).
-struct Rng(u64);
-
-impl Rng {
-    fn from_clock() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64);
-        Self(nanos | 1)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % bound.max(1) as u64) as usize
-    }
-
-    /// `n` positions spread evenly over `range` (one at random in each of
-    /// `n` equal strata), or all of it when `n` covers it.
-    fn sample(&mut self, range: Range<usize>, n: usize) -> Vec<usize> {
-        let len = range.len();
-        if n >= len {
-            return range.collect();
-        }
-        (0..n)
-            .map(|k| {
-                let (from, to) = (k * len / n, (k + 1) * len / n);
-                range.start + from + self.below(to - from)
-            })
-            .collect()
-    }
-}
-
-/// Temporary files (`*.tmp-*`) in `dir`.
-fn temp_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .expect("read dir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-        .count()
-}
-
 // ---------------------------------------------------------------------
 // 1. Single-bit flips and truncations of a real vault.
 // ---------------------------------------------------------------------
@@ -378,7 +334,7 @@ fn run_damaged(stocked: &Stocked, damaged: &[Damaged], threads: usize) -> Proces
                         let context = format!("{} through `{}`", case.what, args.join(" "));
                         let unchanged =
                             std::fs::read(&path).ok().as_deref() == Some(&case.bytes[..]);
-                        if !unchanged || temp_files(&dir) > 0 {
+                        if !unchanged || files_named(&dir, ".tmp-") > 0 {
                             seen.wrote += 1;
                             seen.failures
                                 .push(format!("{context}: the file was written"));
@@ -511,7 +467,7 @@ fn every_bit_flip_and_truncation_of_a_real_vault_is_refused_without_a_panic() {
     // half of the flips in the header and slots, half in the payload, and
     // a few opened by passphrase, half of those in the passphrase slot.
     let mut rng = Rng::from_clock();
-    let seed = rng.0;
+    let seed = rng.seed();
     let n_flips = env_count("TOKVAULT_RELIABILITY_FLIPS", 64);
     let n_truncations = env_count("TOKVAULT_RELIABILITY_TRUNCATIONS", 32);
     let n_passphrase = env_count("TOKVAULT_RELIABILITY_PASSPHRASE_FLIPS", 2);
@@ -776,7 +732,7 @@ fn check_transient(what: &str, endpoint: &Endpoint) -> Vec<String> {
             problems.push(format!("{what}: the vault changed after `{command}`"));
         }
     }
-    if temp_files(&sandbox.path("server")) > 0 {
+    if files_named(&sandbox.path("server"), ".tmp-") > 0 {
         problems.push(format!("{what}: a temporary file was left"));
     }
     problems
@@ -838,7 +794,7 @@ fn check_permanent(what: &str, endpoint: &Endpoint, code: i32, class: RefreshCla
             "{what}: recorded outcome {recorded:?}, expected {class:?}"
         ));
     }
-    if temp_files(&sandbox.path("server")) > 0 {
+    if files_named(&sandbox.path("server"), ".tmp-") > 0 {
         problems.push(format!("{what}: a temporary file was left"));
     }
     problems

@@ -6,9 +6,10 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{env_count, figure};
+use crate::common::{Rng, env_count, figure};
+use crate::crash::{refresh_duration, spawn_refresh};
 use crate::e2e::{Story, assert_no_replay_or_error, server_stats, stat};
 
 /// Signals per test: `TOKVAULT_RELIABILITY_KILLS` (scripts/reliability), else 40.
@@ -26,37 +27,16 @@ fn sigterm_during_a_rotating_refresh_waits_for_the_save_and_loses_nothing() {
     else {
         return;
     };
-    let spawn = || {
-        sandbox
-            .command()
-            .arg("--vault")
-            .arg(sandbox.vault())
-            .arg("-i")
-            .arg(sandbox.identity())
-            .args(["refresh", "--force"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tokvault")
-    };
-    // The delay window: a whole refresh here, adapted as in crash.rs so
-    // that about half the signals land while the process runs.
-    let started = Instant::now();
-    let warm_up = spawn().wait_with_output().expect("wait");
-    assert_eq!(warm_up.status.code(), Some(0), "a warm-up refresh succeeds");
-    let mut window = started.elapsed().mul_f64(1.2);
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
-        | 1;
-    let initial_seed = seed;
+    // The delay window adapts as in crash.rs, so that about half the
+    // signals land while the process runs.
+    let mut window = refresh_duration(&sandbox).mul_f64(1.2);
+    let mut rng = Rng::from_clock();
+    let initial_seed = rng.seed();
     let (mut hit, mut held, mut lost) = (0, 0, 0);
+    let mut failure = None;
     for round in 0..signal_count() {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let delay = Duration::from_micros(seed % (window.as_micros() as u64 + 1));
-        let child = spawn();
+        let delay = Duration::from_micros(rng.below(window.as_micros() as u64 + 1));
+        let child = spawn_refresh(&sandbox, Stdio::piped());
         std::thread::sleep(delay);
         // Through kill(1): the test crate has no signal API of its own.
         let _ = Command::new("kill")
@@ -83,13 +63,14 @@ fn sigterm_during_a_rotating_refresh_waits_for_the_save_and_loses_nothing() {
         }
         let after = sandbox.run(&["refresh", "--force"]);
         if after.code != 0 {
+            // The grant is gone: every later refresh would fail too.
             lost += 1;
+            failure = Some(format!(
+                "round {round} (seed {initial_seed:#x}, SIGTERM after {delay:?}): the next refresh\nstdout: {}\nstderr: {}",
+                after.stdout, after.stderr
+            ));
+            break;
         }
-        assert_eq!(
-            after.code, 0,
-            "round {round} (seed {initial_seed:#x}, SIGTERM after {delay:?}): the next refresh\nstdout: {}\nstderr: {}",
-            after.stdout, after.stderr
-        );
     }
     let stats = server_stats(&rt, &server);
     figure(&format!(
@@ -99,6 +80,10 @@ fn sigterm_during_a_rotating_refresh_waits_for_the_save_and_loses_nothing() {
         stat(&stats, "replays_detected"),
         stat(&stats, "grants_revoked"),
     ));
+    // Printed first, so that a failing run still shows its figure.
+    if let Some(failure) = failure {
+        panic!("{failure}");
+    }
     assert_no_replay_or_error(&stats);
     // The window was exercised: some signals arrived while requests were
     // out (without the hold, those are the stops that lose grants).
