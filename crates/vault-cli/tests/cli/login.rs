@@ -150,6 +150,25 @@ fn generic_login(
     args
 }
 
+/// Starts `login mail` for the post client (see [`generic_login`]) and
+/// returns it with the authorization URL it printed.
+fn start_generic_login(
+    server: &OidcProvider,
+    sandbox: &Sandbox,
+    extra: &[&str],
+    envs: &[(&str, String)],
+    paste: bool,
+) -> (Login, String) {
+    let mut login = Login::spawn(
+        sandbox,
+        &generic_login(server, sandbox, "mail", extra),
+        envs,
+        paste,
+    );
+    let url = login.line("authorization URL", is_auth_url(server));
+    (login, url)
+}
+
 fn is_auth_url(server: &OidcProvider) -> impl Fn(&str) -> bool + '_ {
     move |line: &str| line.starts_with(&format!("{}?", server.authorization_endpoint))
 }
@@ -192,13 +211,13 @@ fn login_in_a_browser_stores_a_working_refresh_token() {
     );
     std::fs::set_permissions(&fake_browser, std::fs::Permissions::from_mode(0o700)).expect("chmod");
 
-    let mut login = Login::spawn(
+    let (login, url) = start_generic_login(
+        &server,
         &sandbox,
-        &generic_login(&server, &sandbox, "mail", &[]),
+        &[],
         &[("BROWSER", utf8(&fake_browser).to_owned())],
         false,
     );
-    let url = login.line("authorization URL", is_auth_url(&server));
     assert_eq!(
         query_param(&url, "code_challenge_method").as_deref(),
         Some("S256")
@@ -255,13 +274,7 @@ fn login_without_a_browser_takes_the_pasted_url_and_again_reauthorizes() {
     let rt = runtime();
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let mut login = Login::spawn(
-        &sandbox,
-        &generic_login(&server, &sandbox, "mail", &["--no-browser"]),
-        &[],
-        true,
-    );
-    let url = login.line("authorization URL", is_auth_url(&server));
+    let (mut login, url) = start_generic_login(&server, &sandbox, &["--no-browser"], &[], true);
     let redirect_uri = query_param(&url, "redirect_uri").expect("redirect_uri");
     let port = url::Url::parse(&redirect_uri)
         .expect("URL")
@@ -443,13 +456,7 @@ fn failed_logins_name_the_problem_and_leave_the_vault_alone() {
     let before = read(&sandbox.vault());
 
     // A redirect whose state is not this login's (a forged or stale one).
-    let mut login = Login::spawn(
-        &sandbox,
-        &generic_login(&server, &sandbox, "mail", &[]),
-        &[],
-        false,
-    );
-    let url = login.line("authorization URL", is_auth_url(&server));
+    let (login, url) = start_generic_login(&server, &sandbox, &[], &[], false);
     let final_url = rt.block_on(browser::authorize(&url, "alice"));
     let state = query_param(&final_url, "state").expect("state");
     let forged = final_url.replace(&format!("state={state}"), "state=forged");
@@ -464,13 +471,7 @@ fn failed_logins_name_the_problem_and_leave_the_vault_alone() {
     );
 
     // The user refuses.
-    let mut login = Login::spawn(
-        &sandbox,
-        &generic_login(&server, &sandbox, "mail", &[]),
-        &[],
-        false,
-    );
-    let url = login.line("authorization URL", is_auth_url(&server));
+    let (login, url) = start_generic_login(&server, &sandbox, &[], &[], false);
     let denied = rt.block_on(browser::deny(&url));
     assert_eq!(
         query_param(&denied, "error").as_deref(),
@@ -501,13 +502,7 @@ fn failed_logins_name_the_problem_and_leave_the_vault_alone() {
     );
 
     // A pasted URL from another login.
-    let mut login = Login::spawn(
-        &sandbox,
-        &generic_login(&server, &sandbox, "mail", &["--no-browser"]),
-        &[],
-        true,
-    );
-    login.line("authorization URL", is_auth_url(&server));
+    let (mut login, _) = start_generic_login(&server, &sandbox, &["--no-browser"], &[], true);
     login.paste(&final_url);
     let run = login.finish();
     run.assert_code(1);
@@ -598,13 +593,7 @@ fn refresh_reauthorize_runs_the_login_when_a_person_is_at_the_terminal() {
     let rt = runtime();
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let mut login = Login::spawn(
-        &sandbox,
-        &generic_login(&server, &sandbox, "mail", &["--no-browser"]),
-        &[],
-        true,
-    );
-    let url = login.line("authorization URL", is_auth_url(&server));
+    let (mut login, url) = start_generic_login(&server, &sandbox, &["--no-browser"], &[], true);
     login.paste(&rt.block_on(browser::authorize(&url, "alice")));
     login.finish().assert_code(0);
     let revoked = current_refresh_token(&sandbox, "mail");
