@@ -690,7 +690,7 @@ fn respond(status: u16, headers: &[(&str, &str)], body: &str) -> Action {
 
 /// A sandbox with a vault holding `demo` (refresh token, no access token
 /// yet) whose token endpoint is `url`.
-fn vault_for(url: &str) -> Sandbox {
+pub(crate) fn vault_for(url: &str) -> Sandbox {
     let sandbox = Sandbox::new();
     sandbox.init_server();
     let file = sandbox.write(

@@ -6,11 +6,13 @@
 
 use std::os::unix::process::ExitStatusExt as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::common::{Rng, env_count, figure};
+use crate::common::{Rng, env_count, figure, read};
 use crate::crash::{refresh_duration, spawn_refresh};
 use crate::e2e::{Story, assert_no_replay_or_error, server_stats, stat};
+use crate::fault_server::{Action, FaultServer};
+use crate::reliability::vault_for;
 
 /// Signals per test: `TOKVAULT_RELIABILITY_KILLS` (scripts/reliability), else 40.
 fn signal_count() -> usize {
@@ -92,4 +94,49 @@ fn sigterm_during_a_rotating_refresh_waits_for_the_save_and_loses_nothing() {
         "no SIGTERM of {hit} that hit landed while a request was out (seed {initial_seed:#x})"
     );
     sandbox.run(&["verify"]).assert_code(0);
+}
+
+/// While a request is out, a first SIGTERM is held (the process goes on
+/// waiting for the answer) and a second one stops it at once with 143
+/// (128 + SIGTERM), writing nothing: for a person who would rather
+/// re-authorize than wait for a stalled server.
+#[test]
+fn a_second_sigterm_while_a_request_is_out_stops_at_once() {
+    let rt = crate::e2e::runtime();
+    let stalled = rt.block_on(FaultServer::scripted(vec![Action::Stall]));
+    let sandbox = vault_for(&stalled.url("/token"));
+    let before = read(&sandbox.vault());
+    let mut child = spawn_refresh(&sandbox, Stdio::null());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stalled.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let term = || {
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM");
+    };
+    term();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the first SIGTERM was not held while the request was out"
+    );
+    term();
+    let started = Instant::now();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(143), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(read(&sandbox.vault()), before, "nothing was written");
 }
