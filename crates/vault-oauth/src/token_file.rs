@@ -75,19 +75,20 @@ pub enum TokenFileError {
 
 type Result<T> = std::result::Result<T, TokenFileError>;
 
-/// Longest piece of a rejected value an error quotes, in characters.
+/// Longest rejected value an error quotes, in characters: the values these
+/// fields expect ("refresh_token", a UTC time) are shorter.
 const MAX_QUOTED_CHARS: usize = 32;
 
 /// A rejected value as an error shows it: quoted with control characters
-/// escaped, and cut short. A value in the wrong field may be a secret
-/// (a key pasted into "kind"), and errors reach terminals and logs.
+/// escaped when short, else only its length. A long value in the wrong
+/// field may be a secret (a key pasted into "kind"), and errors reach
+/// terminals and logs; even its first characters are not shown.
 fn shown(value: &str) -> String {
-    let mut chars = value.chars();
-    let head: String = chars.by_ref().take(MAX_QUOTED_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{head:?} (cut, {} characters)", value.chars().count())
+    let chars = value.chars().count();
+    if chars <= MAX_QUOTED_CHARS {
+        format!("{value:?}")
     } else {
-        format!("{head:?}")
+        format!("(a value of {chars} characters, not shown)")
     }
 }
 
@@ -472,7 +473,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_quote_at_most_a_short_piece_of_a_rejected_value() {
+    fn errors_never_quote_a_long_rejected_value() {
         // Fuzz finding (token_file): a private key pasted into "kind" came
         // back whole in the error, on the terminal and in logs.
         let key = format!(
@@ -494,9 +495,13 @@ mod tests {
                 parse_token_file(json.to_string().as_bytes(), Some("n"), 0).expect_err("refused");
             let text = error.to_string();
             assert!(text.len() < 200, "{field}: {} characters", text.len());
-            assert!(text.contains("cut, 1228 characters"), "{field}: {text}");
-            assert!(!text.contains(&key[..60]), "{field}: {text}");
+            assert!(
+                text.contains("a value of 1228 characters, not shown"),
+                "{field}: {text}"
+            );
+            assert!(!text.contains("PRIVATE KEY"), "{field}: {text}");
         }
         assert_eq!(shown("ok"), "\"ok\"");
+        assert_eq!(shown(&"x".repeat(32)), format!("{:?}", "x".repeat(32)));
     }
 }
