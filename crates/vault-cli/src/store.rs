@@ -57,7 +57,7 @@ pub(crate) fn write_atomic_mode(
         .file_name()
         .map_or_else(|| "vault".into(), |n| n.to_string_lossy().into_owned());
     let prefix = format!(".{name}.tmp-");
-    remove_abandoned(&dir, &prefix);
+    remove_leftovers(&dir, &prefix, ABANDONED_AFTER);
     let temp = dir.join(format!("{prefix}{}", random_suffix()));
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
@@ -97,20 +97,22 @@ pub(crate) fn write_atomic_mode(
 /// keeps it for milliseconds).
 const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
-/// Removes files in `dir` named `prefix…` that were last modified more
-/// than [`ABANDONED_AFTER`] ago: what a killed writer leaves behind. Pins,
-/// health files and metrics are written without the vault's lock, so age,
-/// not the lock, tells an abandoned file from one being written.
-fn remove_abandoned(dir: &Path, prefix: &str) {
+/// Removes files in `dir` named `prefix…` last modified at least
+/// `older_than` ago: what killed writers left behind. Pins, health files
+/// and metrics are written without the vault's lock, so there age
+/// ([`ABANDONED_AFTER`]), not the lock, tells an abandoned file from one
+/// being written.
+fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let abandoned = entry.file_name().to_string_lossy().starts_with(prefix)
-            && entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > ABANDONED_AFTER));
+            && (older_than.is_zero()
+                || entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= older_than)));
         if abandoned {
             let _ = std::fs::remove_file(entry.path());
         }
@@ -182,21 +184,14 @@ impl Store {
             return;
         };
         let prefix = format!(".{}.tmp-", name.to_string_lossy());
-        let Ok(entries) = std::fs::read_dir(parent_of(&self.path)) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        remove_leftovers(&parent_of(&self.path), &prefix, Duration::ZERO);
     }
 
     /// Fails early, before any token endpoint is called, when the vault's
     /// directory cannot take a new file.
     pub(crate) fn check_writable(&self) -> Result<()> {
         let dir = parent_of(&self.path);
-        remove_abandoned(&dir, ".tokvault-probe-");
+        remove_leftovers(&dir, ".tokvault-probe-", ABANDONED_AFTER);
         let probe = dir.join(format!(".tokvault-probe-{}", random_suffix()));
         OpenOptions::new()
             .write(true)
