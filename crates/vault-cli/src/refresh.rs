@@ -90,7 +90,12 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
             };
             let auth_hint = if knows_where { "" } else { " --auth-url URL" };
             // Server descriptions often end a sentence already.
-            let stop = if policy.is_empty() && error.to_string().ends_with(['.', '!', '?']) {
+            // The error's text ends with its description, when it has one.
+            let ends_sentence = error
+                .description
+                .as_deref()
+                .is_some_and(|d| d.ends_with(['.', '!', '?']));
+            let stop = if policy.is_empty() && ends_sentence {
                 ""
             } else {
                 "."
