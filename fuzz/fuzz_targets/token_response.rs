@@ -4,7 +4,8 @@
 //! HTTP say it does, server text comes back sanitized and capped, no
 //! rendering of the outcome carries the access token, and a record the
 //! outcome is applied to still seals (a hostile server cannot make the
-//! vault unwritable).
+//! vault unwritable), holding the new refresh token of any 2xx that
+//! carried a storable one.
 //!
 //! Input layout: two bytes of status (big endian, folded into 100..=599),
 //! then `Retry-After`, `\n`, `Location`, `\n`, body. An empty header line
@@ -17,7 +18,7 @@ use vault_format::{
     ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString,
 };
 use vault_oauth::{
-    MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, Misconfiguration, RefreshOutcome, ServerError,
+    MAX_DESCRIPTION_BYTES, MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS, Misconfiguration, RefreshOutcome, ServerError,
     TokenHttpResponse, classify_response,
 };
 
@@ -52,6 +53,11 @@ fn check_server_error(error: &ServerError, status: u16) {
             chars <= MAX_DESCRIPTION_CHARS
                 || (chars == MAX_DESCRIPTION_CHARS + 1 && text.ends_with('…')),
             "{chars} characters kept"
+        );
+        assert!(
+            text.len() <= MAX_DESCRIPTION_BYTES,
+            "{} bytes kept, over the vault's limit",
+            text.len()
         );
         assert!(
             !text.chars().any(vault_format::is_unsafe_to_display),
@@ -110,6 +116,11 @@ fuzz_target!(|data: &[u8]| {
                 assert!(expires_at >= SENT_AT, "expiry before the request");
             }
         }
+        // Only a success can carry a refresh token worth keeping.
+        RefreshOutcome::Salvaged(salvaged) => {
+            assert!((200..300).contains(&status), "{status} salvaged");
+            assert!(!salvaged.refresh_token.expose_secret().is_empty());
+        }
         RefreshOutcome::ReauthorizationRequired(error) => {
             assert!(
                 (400..500).contains(&status),
@@ -126,7 +137,7 @@ fuzz_target!(|data: &[u8]| {
     // Neither Debug nor Display may depend on the tokens: they render the
     // same with the secrets swapped. (Searching the text for the token gave
     // a false alarm: a token spelled like the text around it.)
-    if let RefreshOutcome::Refreshed(_) = &outcome {
+    if let RefreshOutcome::Refreshed(_) | RefreshOutcome::Salvaged(_) = &outcome {
         let (debug, display) = (format!("{outcome:?}"), outcome.to_string());
         if let RefreshOutcome::Refreshed(refreshed) = &mut outcome {
             refreshed.access_token = SecretString::copy_from("swapped access token");
@@ -136,6 +147,9 @@ fuzz_target!(|data: &[u8]| {
             if refreshed.id_token.is_some() {
                 refreshed.id_token = Some(SecretString::copy_from("swapped id token"));
             }
+        }
+        if let RefreshOutcome::Salvaged(salvaged) = &mut outcome {
+            salvaged.refresh_token = SecretString::copy_from("swapped refresh token");
         }
         assert_eq!(format!("{outcome:?}"), debug, "Debug depends on a token");
         assert_eq!(outcome.to_string(), display, "Display depends on a token");
@@ -155,7 +169,26 @@ fuzz_target!(|data: &[u8]| {
         }),
         SENT_AT,
     );
+    // A new refresh token in a 2xx is kept, whatever else the answer says.
+    let new_refresh_token = match &outcome {
+        RefreshOutcome::Refreshed(refreshed) => refreshed
+            .refresh_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        RefreshOutcome::Salvaged(salvaged) => {
+            Some(salvaged.refresh_token.expose_secret().to_owned())
+        }
+        _ => None,
+    };
     outcome.apply_to(&mut record, SENT_AT);
+    if let (Some(expected), Credential::RefreshToken(kept)) =
+        (new_refresh_token, &record.credential)
+    {
+        assert!(
+            kept.refresh_token.expose_secret() == expected,
+            "the new refresh token was not kept"
+        );
+    }
     if let Err(error) = vault_format_fuzz::seal_one(record, SENT_AT) {
         panic!("a record holding this answer does not seal: {error}");
     }

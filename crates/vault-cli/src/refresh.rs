@@ -107,6 +107,10 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
             )
         }
         RefreshOutcome::Misconfigured(problem) => format!("misconfigured: {problem}"),
+        RefreshOutcome::Salvaged(salvaged) => format!(
+            "misconfigured: {}; the new refresh token it carried was saved",
+            salvaged.misconfiguration()
+        ),
         RefreshOutcome::Transient(failure) => format!("temporary failure, retry later: {failure}"),
     }
 }
@@ -176,6 +180,9 @@ pub(crate) fn run(
                 .refresh_token
                 .as_ref()
                 .is_some_and(|t| t.expose_secret() != c.refresh_token.expose_secret()),
+            (RefreshOutcome::Salvaged(s), Credential::RefreshToken(c)) => {
+                s.refresh_token.expose_secret() != c.refresh_token.expose_secret()
+            }
             _ => false,
         };
         let message = message_for(record, &outcome, rotated);

@@ -73,8 +73,8 @@ pub use header::{
 };
 pub use kdf::KdfParams;
 pub use payload::{
-    MAX_NESTED_ELEMENTS, MAX_RECORDS, check_endpoint, check_record_name, is_loopback,
-    is_unsafe_to_display,
+    MAX_ERROR_CODE_LEN, MAX_ERROR_DESCRIPTION_LEN, MAX_NESTED_ELEMENTS, MAX_RECORDS,
+    check_endpoint, check_record_name, is_loopback, is_unsafe_to_display, validate_record,
 };
 pub use pin::{Pin, PinStatus};
 pub use recipient::{RecipientKind, canonical_recipient};

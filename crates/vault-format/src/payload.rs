@@ -26,6 +26,12 @@ const MAX_TEXT_LEN: usize = 2048;
 const MAX_SECRET_LEN: usize = 64 * 1024;
 const MAX_SCOPES: usize = 256;
 const MAX_EXTENSIONS: usize = 64;
+/// Longest stored `error_code` of a record's last refresh status, in bytes.
+pub const MAX_ERROR_CODE_LEN: usize = 256;
+/// Longest stored `error_description` of a record's last refresh status, in
+/// bytes. Whoever stores server text must cap it in bytes to this, or the
+/// whole vault fails to seal.
+pub const MAX_ERROR_DESCRIPTION_LEN: usize = 1024;
 const PAD_BLOCK: usize = 4096;
 /// Scopes and extensions in the whole vault, counted while decoding.
 /// Together with [`MAX_RECORDS`] this bounds what decoding allocates to a
@@ -478,10 +484,22 @@ fn check_record<'a>(
     if let Some(status) = &r.last_refresh {
         class_from_wire(status.class)
             .ok_or_else(|| c.fail("last refresh outcome", "is not a v1 class"))?;
-        c.opt_text("error code", status.error_code, 256)?;
-        c.opt_text("error description", status.error_description, 1024)?;
+        c.opt_text("error code", status.error_code, MAX_ERROR_CODE_LEN)?;
+        c.opt_text(
+            "error description",
+            status.error_description,
+            MAX_ERROR_DESCRIPTION_LEN,
+        )?;
     }
     check_extensions(&format!("record {}", r.name), &r.extensions)
+}
+
+/// Checks one record as [`crate::Vault::seal`] would (everything but the
+/// uniqueness of its name), so that a caller can repair a record it just
+/// changed before one bad field stops the whole vault from being sealed.
+pub fn validate_record(record: &Record) -> Result<(), PayloadError> {
+    let mut endpoints = HashSet::new();
+    check_record(0, &to_wire(record), &mut endpoints)
 }
 
 fn check_payload(payload: &WirePayload<'_>) -> Result<(), PayloadError> {

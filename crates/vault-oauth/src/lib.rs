@@ -78,14 +78,14 @@ pub use login::{
     PendingAuthorization, id_token_account, parse_device_response,
 };
 pub use outcome::{
-    Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, ServerError, TransientFailure,
-    TransientKind,
+    Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, Salvaged, ServerError,
+    TransientFailure, TransientKind,
 };
 pub use policy::{DEFAULT_MIN_VALIDITY, RefreshNeed, records_to_refresh, refresh_need};
 pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy};
 pub use request::{OAuthClient, RefreshRequest};
 pub use response::{TokenHttpResponse, classify_response};
-pub use sanitize::{MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};
+pub use sanitize::{MAX_DESCRIPTION_BYTES, MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};
 pub use timefmt::{MAX_UTC_SECONDS, parse_utc, rfc3339};
 pub use token_file::{
     GoogleExportError, RECORD_FORMAT, TokenFile, TokenFileError, parse_token_file, to_google_json,

@@ -577,6 +577,10 @@ fn login_result(outcome: RefreshOutcome) -> Result<Refreshed, LoginError> {
         RefreshOutcome::Refreshed(_) => Err(LoginError::NoRefreshToken),
         RefreshOutcome::ReauthorizationRequired(error) => Err(LoginError::GrantRefused(error)),
         RefreshOutcome::Misconfigured(problem) => Err(LoginError::Misconfigured(problem)),
+        // A new grant: nothing older is at stake, so refuse the answer whole.
+        RefreshOutcome::Salvaged(salvaged) => {
+            Err(LoginError::Misconfigured(salvaged.misconfiguration()))
+        }
         RefreshOutcome::Transient(failure) => Err(LoginError::Transient(failure)),
     }
 }

@@ -20,6 +20,33 @@ pub enum RefreshOutcome {
     Misconfigured(Misconfiguration),
     /// A failure that a later attempt may not meet.
     Transient(TransientFailure),
+    /// A 2xx whose access token is unusable but which carries a new refresh
+    /// token. The server may already have retired the old one, so the new
+    /// one must be kept; the record is misconfigured all the same.
+    Salvaged(Salvaged),
+}
+
+/// What is kept of a refused 2xx token response: its new refresh token.
+#[derive(Debug)]
+pub struct Salvaged {
+    /// The new refresh token the response carried.
+    pub refresh_token: SecretString,
+    /// HTTP status of the response.
+    pub status: u16,
+    /// Why the rest of the response was refused.
+    pub problem: ResponseProblem,
+    /// Unix seconds when the request was sent.
+    pub obtained_at: u64,
+}
+
+impl Salvaged {
+    /// The refusal, as the misconfiguration it is.
+    pub fn misconfiguration(&self) -> Misconfiguration {
+        Misconfiguration::InvalidResponse {
+            status: self.status,
+            problem: self.problem,
+        }
+    }
 }
 
 /// A successful token response.
@@ -38,6 +65,9 @@ pub struct Refreshed {
     pub id_token: Option<SecretString>,
     /// Unix seconds when the request was sent.
     pub obtained_at: u64,
+    /// Fields of the response that were malformed and ignored (a missing
+    /// `token_type`, a malformed `expires_in`, `scope` or `id_token`).
+    pub ignored: Vec<ResponseProblem>,
 }
 
 /// An OAuth error response (RFC 6749 §5.2), sanitized: codes keep the RFC
@@ -231,8 +261,16 @@ impl fmt::Display for RefreshOutcome {
                 if refreshed.refresh_token.is_some() {
                     f.write_str(" (refresh token rotated)")?;
                 }
+                if let Some(note) = ignored_note(&refreshed.ignored) {
+                    write!(f, "; {note}")?;
+                }
                 Ok(())
             }
+            Self::Salvaged(salvaged) => write!(
+                f,
+                "misconfigured: {}; the new refresh token it carried was kept",
+                salvaged.misconfiguration()
+            ),
             Self::ReauthorizationRequired(error) => write!(
                 f,
                 "the grant is no longer valid, re-authorization required: {error}"
@@ -249,7 +287,7 @@ impl RefreshOutcome {
         match self {
             Self::Refreshed(_) => RefreshClass::Refreshed,
             Self::ReauthorizationRequired(_) => RefreshClass::ReauthorizationRequired,
-            Self::Misconfigured(_) => RefreshClass::Misconfigured,
+            Self::Misconfigured(_) | Self::Salvaged(_) => RefreshClass::Misconfigured,
             Self::Transient(_) => RefreshClass::Transient,
         }
     }
@@ -260,7 +298,7 @@ impl RefreshOutcome {
             Self::Refreshed(_) => None,
             Self::ReauthorizationRequired(error) => Some(error),
             Self::Misconfigured(Misconfiguration::Rejected(error)) => Some(error),
-            Self::Misconfigured(_) => None,
+            Self::Misconfigured(_) | Self::Salvaged(_) => None,
             Self::Transient(failure) => failure.error.as_ref(),
         }
     }
@@ -275,7 +313,9 @@ impl RefreshOutcome {
         let error = self.server_error();
         let description = match (self, error) {
             (_, Some(error)) => error.description.clone(),
-            (Self::Refreshed(_), None) => None,
+            (Self::Refreshed(refreshed), None) => {
+                ignored_note(&refreshed.ignored).and_then(|n| crate::sanitize::description(&n))
+            }
             // Local and protocol failures: store our own explanation.
             (other, None) => crate::sanitize::description(&other.to_string()),
         };
@@ -323,27 +363,149 @@ impl RefreshOutcome {
     /// assert_eq!(record.access_token.as_ref().and_then(|a| a.expires_at), Some(4_600));
     /// ```
     pub fn apply_to(self, record: &mut Record, at: u64) {
+        let before_scopes = record.scopes.clone();
         record.last_refresh = Some(self.status_at(at));
         record.updated_at = at;
-        let Self::Refreshed(refreshed) = self else {
-            return;
-        };
-        record.access_token = Some(vault_format::AccessToken {
-            token: refreshed.access_token,
-            expires_at: refreshed.expires_at,
-        });
-        if let Some(scopes) = refreshed.scopes {
-            record.scopes = scopes;
-        }
-        if let (Some(rotated), Credential::RefreshToken(credential)) =
-            (refreshed.refresh_token, &mut record.credential)
-        {
-            // Some servers echo the same token when they do not rotate: then
-            // its issue time stays what it was.
-            if rotated.expose_secret() != credential.refresh_token.expose_secret() {
-                credential.refresh_token = rotated;
-                credential.refresh_token_issued_at = Some(refreshed.obtained_at);
+        match self {
+            Self::Refreshed(refreshed) => {
+                record.access_token = Some(vault_format::AccessToken {
+                    token: refreshed.access_token,
+                    expires_at: refreshed.expires_at,
+                });
+                if let Some(scopes) = refreshed.scopes {
+                    record.scopes = scopes;
+                }
+                if let Some(rotated) = refreshed.refresh_token {
+                    keep_refresh_token(record, rotated, refreshed.obtained_at);
+                }
             }
+            Self::Salvaged(salvaged) => {
+                keep_refresh_token(record, salvaged.refresh_token, salvaged.obtained_at);
+            }
+            _ => {}
         }
+        keep_sealable(record, before_scopes);
+    }
+}
+
+/// Stores a refresh token the server returned. Some servers echo the same
+/// token when they do not rotate: then its issue time stays what it was.
+fn keep_refresh_token(record: &mut Record, token: SecretString, obtained_at: u64) {
+    if let Credential::RefreshToken(credential) = &mut record.credential
+        && token.expose_secret() != credential.refresh_token.expose_secret()
+    {
+        credential.refresh_token = token;
+        credential.refresh_token_issued_at = Some(obtained_at);
+    }
+}
+
+/// Whatever a server answered, the record must still seal, or one
+/// endpoint's answer would stop every other record's rotation from being
+/// saved. The tokens were checked against the vault's rules when parsed;
+/// what else the answer put in (status text, scopes) gives way.
+fn keep_sealable(record: &mut Record, before_scopes: Vec<String>) {
+    if vault_format::validate_record(record).is_ok() {
+        return;
+    }
+    if let Some(status) = &mut record.last_refresh {
+        status.error_code = None;
+        status.error_description = Some("the server's error text could not be stored".to_owned());
+    }
+    if vault_format::validate_record(record).is_ok() {
+        return;
+    }
+    record.scopes = before_scopes;
+}
+
+/// "ignored in the token response: its expires_in field is malformed, …".
+fn ignored_note(ignored: &[ResponseProblem]) -> Option<String> {
+    if ignored.is_empty() {
+        return None;
+    }
+    let problems: Vec<String> = ignored.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "the token response was used, but {} (ignored)",
+        problems.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vault_format::{ClientAuth, Provider, RefreshTokenCredential};
+
+    fn record() -> Record {
+        Record::new(
+            "mail",
+            Provider::Generic,
+            "https://auth.example/token",
+            Credential::RefreshToken(RefreshTokenCredential {
+                client_id: "client".to_owned(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+                refresh_token: SecretString::copy_from("old-refresh"),
+                refresh_token_issued_at: Some(5),
+                authorization_endpoint: None,
+            }),
+            0,
+        )
+    }
+
+    fn refresh_token(record: &Record) -> &str {
+        match &record.credential {
+            Credential::RefreshToken(c) => c.refresh_token.expose_secret(),
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn a_salvaged_refresh_token_replaces_the_old_one_and_the_status_says_why() {
+        let mut record = record();
+        RefreshOutcome::Salvaged(Salvaged {
+            refresh_token: SecretString::copy_from("new-refresh"),
+            status: 200,
+            problem: ResponseProblem::TokenTypeNotBearer,
+            obtained_at: 100,
+        })
+        .apply_to(&mut record, 100);
+        assert_eq!(refresh_token(&record), "new-refresh");
+        assert!(record.access_token.is_none(), "no access token was usable");
+        let status = record.last_refresh.as_ref().expect("a status");
+        assert_eq!(status.class, RefreshClass::Misconfigured);
+        let description = status.error_description.as_deref().unwrap_or_default();
+        assert!(
+            description.contains("not Bearer") && description.contains("was kept"),
+            "{description}"
+        );
+        assert!(vault_format::validate_record(&record).is_ok());
+    }
+
+    #[test]
+    fn a_record_always_stays_sealable_whatever_the_server_said() {
+        // Built by hand, past the sanitizer: the record still seals.
+        let mut record = record();
+        RefreshOutcome::ReauthorizationRequired(ServerError {
+            status: 400,
+            code: "x".repeat(300),
+            subtype: None,
+            description: Some("😀".repeat(600)),
+        })
+        .apply_to(&mut record, 100);
+        assert!(vault_format::validate_record(&record).is_ok());
+        assert_eq!(refresh_token(&record), "old-refresh");
+        let mut record = self::record();
+        RefreshOutcome::Refreshed(Refreshed {
+            access_token: SecretString::copy_from("access"),
+            expires_at: None,
+            refresh_token: Some(SecretString::copy_from("rotated")),
+            scopes: Some(vec!["has space".to_owned()]),
+            id_token: None,
+            obtained_at: 100,
+            ignored: Vec::new(),
+        })
+        .apply_to(&mut record, 100);
+        assert!(vault_format::validate_record(&record).is_ok());
+        assert_eq!(refresh_token(&record), "rotated", "the rotation is kept");
+        assert!(record.scopes.is_empty(), "the unstorable scopes gave way");
     }
 }

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use vault_format::SecretString;
 
 use crate::outcome::{
-    Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, ServerError, TransientFailure,
-    TransientKind,
+    Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, Salvaged, ServerError,
+    TransientFailure, TransientKind,
 };
 use crate::sanitize;
 
@@ -131,39 +131,61 @@ fn server_error(object: &Map<String, Value>, status: u16) -> Option<ServerError>
     })
 }
 
+/// A 2xx body. A rotating server retires the old refresh token the moment
+/// it answers, so a valid new refresh token is kept whatever else is wrong
+/// ([`RefreshOutcome::Salvaged`]); fields that only describe the access
+/// token (`token_type` missing, `expires_in`, `scope`, `id_token`
+/// malformed) are ignored and named in [`Refreshed::ignored`] rather than
+/// refusing an answer that honest but sloppy servers send.
 fn parse_success(mut object: Map<String, Value>, status: u16, sent_at: u64) -> RefreshOutcome {
     // Move the tokens into zeroizing secrets before any check can refuse
     // the response, so that a refused response's tokens are wiped too.
     let access_token = take_token(&mut object, "access_token");
-    let refresh_token = take_token(&mut object, "refresh_token");
-    let id_token = take_token(&mut object, "id_token");
+    let refresh_token = match take_token(&mut object, "refresh_token") {
+        Ok(token) => token,
+        // Nothing we could store: the vault keeps tokens of VSCHAR only.
+        Err(problem) => return invalid(status, problem),
+    };
+    let refused =
+        |problem: ResponseProblem, refresh_token: Option<SecretString>| match refresh_token {
+            Some(refresh_token) => RefreshOutcome::Salvaged(Salvaged {
+                refresh_token,
+                status,
+                problem,
+                obtained_at: sent_at,
+            }),
+            None => invalid(status, problem),
+        };
+    let mut ignored = Vec::new();
     match object.get("token_type") {
-        None | Some(Value::Null) => return invalid(status, ResponseProblem::MissingTokenType),
+        None | Some(Value::Null) => ignored.push(ResponseProblem::MissingTokenType),
         Some(Value::String(kind)) if kind.eq_ignore_ascii_case("bearer") => {}
-        Some(_) => return invalid(status, ResponseProblem::TokenTypeNotBearer),
+        Some(_) => return refused(ResponseProblem::TokenTypeNotBearer, refresh_token),
     }
     let access_token = match access_token {
         Ok(Some(token)) => token,
-        Ok(None) => return invalid(status, ResponseProblem::MissingAccessToken),
-        Err(problem) => return invalid(status, problem),
+        Ok(None) => return refused(ResponseProblem::MissingAccessToken, refresh_token),
+        Err(problem) => return refused(problem, refresh_token),
     };
-    let refresh_token = match refresh_token {
-        Ok(token) => token,
-        Err(problem) => return invalid(status, problem),
-    };
-    let id_token = match id_token {
-        Ok(token) => token,
-        Err(problem) => return invalid(status, problem),
-    };
+    let id_token = take_token(&mut object, "id_token").unwrap_or_else(|problem| {
+        ignored.push(problem);
+        None
+    });
     let expires_at = match object.get("expires_in").map(expires_in) {
         None | Some(Ok(None)) => None,
         Some(Ok(Some(seconds))) => Some(sent_at.saturating_add(seconds)),
-        Some(Err(problem)) => return invalid(status, problem),
+        Some(Err(problem)) => {
+            ignored.push(problem);
+            None
+        }
     };
     let scopes = match object.get("scope").map(scopes) {
         None => None,
         Some(Ok(scopes)) => scopes,
-        Some(Err(problem)) => return invalid(status, problem),
+        Some(Err(problem)) => {
+            ignored.push(problem);
+            None
+        }
     };
     RefreshOutcome::Refreshed(Refreshed {
         access_token,
@@ -172,6 +194,7 @@ fn parse_success(mut object: Map<String, Value>, status: u16, sent_at: u64) -> R
         scopes,
         id_token,
         obtained_at: sent_at,
+        ignored,
     })
 }
 
@@ -197,8 +220,9 @@ fn take_token(
     }
 }
 
-/// `expires_in`: a non-negative integer, also accepted as a decimal string
-/// or a float (some providers send `"3600"` or `3599.0`). `null` is absent.
+/// `expires_in`: a non-negative integer, also accepted as a float or a
+/// decimal string (some providers send `3599.0`, `"3600"` or `"3600.0"`).
+/// `null` is absent.
 fn expires_in(value: &Value) -> Result<Option<u64>, ResponseProblem> {
     let malformed = ResponseProblem::InvalidField("expires_in");
     let seconds = match value {
@@ -208,8 +232,14 @@ fn expires_in(value: &Value) -> Result<Option<u64>, ResponseProblem> {
             (None, Some(f)) if f.is_finite() && f >= 0.0 && f <= MAX_EXPIRES_IN as f64 => f as u64,
             _ => return Err(malformed),
         },
-        Value::String(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => {
-            text.parse::<u64>().map_err(|_| malformed)?
+        Value::String(text) => {
+            // "3600" or "3600.0": whole seconds; a fraction is dropped.
+            let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+            let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+            if whole.is_empty() || !digits(whole) || !digits(fraction) {
+                return Err(malformed);
+            }
+            whole.parse::<u64>().map_err(|_| malformed)?
         }
         _ => return Err(malformed),
     };
@@ -377,12 +407,8 @@ mod tests {
     }
 
     #[test]
-    fn malformed_successes_are_misconfigurations() {
+    fn unusable_successes_are_misconfigurations() {
         let cases = [
-            (
-                r#"{"access_token":"at"}"#,
-                ResponseProblem::MissingTokenType,
-            ),
             (
                 r#"{"access_token":"at","token_type":"mac"}"#,
                 ResponseProblem::TokenTypeNotBearer,
@@ -408,16 +434,8 @@ mod tests {
                 ResponseProblem::InvalidField("refresh_token"),
             ),
             (
-                r#"{"access_token":"a","token_type":"Bearer","expires_in":-1}"#,
-                ResponseProblem::InvalidField("expires_in"),
-            ),
-            (
-                r#"{"access_token":"a","token_type":"Bearer","expires_in":"1e3"}"#,
-                ResponseProblem::InvalidField("expires_in"),
-            ),
-            (
-                r#"{"access_token":"a","token_type":"Bearer","scope":"a\"b"}"#,
-                ResponseProblem::InvalidField("scope"),
+                r#"{"access_token":"a","token_type":"Bearer","refresh_token":"r\u00e9"}"#,
+                ResponseProblem::InvalidField("refresh_token"),
             ),
             ("<html>", ResponseProblem::NotJson),
             (
@@ -436,6 +454,97 @@ mod tests {
                 }
                 other => panic!("{body}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn sloppy_successes_are_used_and_what_was_ignored_is_named() {
+        // Each was refused whole before, and with it the rotated refresh
+        // token: the next refresh replayed the old one.
+        let cases = [
+            (
+                r#"{"access_token":"at","refresh_token":"rt2"}"#,
+                None,
+                vec![ResponseProblem::MissingTokenType],
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":-1,"refresh_token":"rt2"}"#,
+                None,
+                vec![ResponseProblem::InvalidField("expires_in")],
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":"1e3","refresh_token":"rt2"}"#,
+                None,
+                vec![ResponseProblem::InvalidField("expires_in")],
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":"3600.0","refresh_token":"rt2"}"#,
+                Some(4_600),
+                vec![],
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":"3600.","refresh_token":"rt2"}"#,
+                Some(4_600),
+                vec![],
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":60,"scope":"a\"b","refresh_token":"rt2"}"#,
+                Some(1_060),
+                vec![ResponseProblem::InvalidField("scope")],
+            ),
+            (
+                r#"{"access_token":"at","expires_in":60,"id_token":7,"refresh_token":"rt2"}"#,
+                Some(1_060),
+                vec![
+                    ResponseProblem::MissingTokenType,
+                    ResponseProblem::InvalidField("id_token"),
+                ],
+            ),
+        ];
+        for (body, expires_at, ignored) in cases {
+            let O::Refreshed(r) = classify(200, body) else {
+                panic!("{body}: not used");
+            };
+            assert_eq!(r.access_token.expose_secret(), "at", "{body}");
+            assert_eq!(
+                r.refresh_token.as_ref().map(SecretString::expose_secret),
+                Some("rt2"),
+                "{body}"
+            );
+            assert_eq!(r.expires_at, expires_at, "{body}");
+            assert_eq!(r.ignored, ignored, "{body}");
+            assert!(r.scopes.is_none() && r.id_token.is_none(), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_refused_success_keeps_its_new_refresh_token() {
+        for (body, problem) in [
+            (
+                r#"{"access_token":"at","token_type":"DPoP","refresh_token":"rt2"}"#,
+                ResponseProblem::TokenTypeNotBearer,
+            ),
+            (
+                r#"{"token_type":"Bearer","refresh_token":"rt2"}"#,
+                ResponseProblem::MissingAccessToken,
+            ),
+            (
+                r#"{"access_token":"a\u0000b","refresh_token":"rt2"}"#,
+                ResponseProblem::InvalidField("access_token"),
+            ),
+        ] {
+            let outcome = classify(200, body);
+            assert_eq!(
+                outcome.class(),
+                vault_format::RefreshClass::Misconfigured,
+                "{body}"
+            );
+            let O::Salvaged(salvaged) = outcome else {
+                panic!("{body}: the refresh token was dropped");
+            };
+            assert_eq!(salvaged.refresh_token.expose_secret(), "rt2");
+            assert_eq!(salvaged.problem, problem);
+            assert_eq!(salvaged.obtained_at, 1_000);
         }
     }
 
