@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_positive_duration};
 
 /// An encrypted OAuth token vault for jobs that run on servers.
 #[derive(Debug, Parser)]
@@ -15,7 +15,8 @@ use crate::duration::parse_duration;
     version,
     about,
     after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 re-authorization required, \
-                  4 temporary failure (retry later), 5 vault cannot be opened or trusted."
+                  4 temporary failure (retry later), 5 vault cannot be opened or trusted, \
+                  6 new tokens kept in a rescue file (the vault could not be written)."
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -288,6 +289,12 @@ pub(crate) enum Command {
         /// Refresh even valid tokens
         #[arg(long)]
         force: bool,
+        /// Longest time token requests may take, from the first one: none
+        /// starts later than this minus the 30 s request timeout (a shorter
+        /// limit shortens that timeout instead). The default keeps a run,
+        /// and the stop signals it holds, inside systemd's 90 s TimeoutStopSec
+        #[arg(long, default_value = "75s", value_parser = parse_positive_duration, value_name = "DURATION")]
+        max_run_time: Duration,
         /// When a record needs re-authorization and stdin is a terminal, run
         /// `login --again` for it, then go on (without a terminal: exit 3 as usual)
         #[arg(long)]

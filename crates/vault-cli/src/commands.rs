@@ -1,6 +1,6 @@
 //! One function per command. Each returns the exit code or a [`CliError`].
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Cli, Command, ExportFormat, Global, RecipientArgs};
 use crate::error::{CliError, Exit, Result};
+use crate::fsio;
 use crate::keys::{self, Keys};
 use crate::output;
 use crate::refresh::{self, unix_now};
-use crate::store::{self, Store};
+use crate::store::{IfWriteFails, Locked, Store};
 
 pub(crate) fn run(cli: Cli) -> Result<Exit> {
     let global = &cli.global;
@@ -56,14 +57,18 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
             names,
             min_valid,
             force,
+            max_run_time,
             reauthorize,
             monitor,
             json,
         } => refresh_command(
             global,
-            &names,
-            min_valid,
-            force,
+            &refresh::RunOptions {
+                names: &names,
+                min_valid,
+                force,
+                max_run_time,
+            },
             reauthorize,
             &monitor,
             json,
@@ -109,11 +114,12 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
 }
 
 pub(crate) fn store(global: &Global) -> Result<Store> {
-    Ok(Store::new(
-        crate::paths::vault(global)?,
+    Store::new(
+        &crate::paths::vault(global)?,
         crate::paths::state_dir(global)?,
         global.accept_rollback,
-    ))
+        global.lock_timeout,
+    )
 }
 
 fn print_secret_line(text: &str) -> Result<Exit> {
@@ -157,27 +163,33 @@ fn print(text: &str) -> Result<Exit> {
     print_secret_line(text.trim_end_matches('\n'))
 }
 
+/// The most `seal` and `import` read: a vault's own limit.
+const MAX_INPUT: usize = vault_format::MAX_PLAINTEXT_LEN;
+
+/// A token file or vault from a path or stdin (`-`), capped in what is
+/// read, not in what metadata claims (a FIFO, stdin or `/dev/zero` has no
+/// size to check).
 fn read_input(input: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let mut bytes = Zeroizing::new(Vec::with_capacity(64 * 1024));
-    if input == Path::new("-") {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
+    let (read, name) = if input == Path::new("-") {
+        (
+            fsio::read_capped(std::io::stdin().lock(), MAX_INPUT, 64 * 1024),
+            "stdin".to_owned(),
+        )
     } else {
-        let mut file =
+        let file =
             std::fs::File::open(input).map_err(|e| CliError::io("cannot open", input, &e))?;
-        let len = file.metadata().map_or(0, |m| m.len() as usize);
-        if len > 64 * 1024 * 1024 {
-            return Err(CliError::failure(format!(
-                "{} is larger than 64 MiB",
-                input.display()
-            )));
-        }
-        bytes = Zeroizing::new(Vec::with_capacity(len + 1));
-        file.read_to_end(&mut bytes)
-            .map_err(|e| CliError::io("cannot read", input, &e))?;
-    }
-    Ok(bytes)
+        let hint = file.metadata().map_or(0, |m| m.len() as usize);
+        (
+            fsio::read_capped(file, MAX_INPUT, hint),
+            input.display().to_string(),
+        )
+    };
+    read.map_err(|e| CliError::failure(format!("cannot read {name}: {e}")))?
+        .ok_or_else(|| {
+            CliError::failure(format!(
+                "{name} holds more than 64 MiB; that is no token file or vault"
+            ))
+        })
 }
 
 fn warn_plaintext_input(input: &Path) {
@@ -224,8 +236,7 @@ pub(crate) fn create_vault(
     recipients: &[String],
     passphrase: Option<&SecretString>,
 ) -> Result<Vault> {
-    Vault::create(&slot_specs(recipients, passphrase))
-        .map_err(|e| CliError::usage(format!("cannot create the key slots: {e}")))
+    Vault::create(&slot_specs(recipients, passphrase)).map_err(slot_error)
 }
 
 pub(crate) fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
@@ -246,7 +257,7 @@ fn keygen(output: Option<PathBuf>) -> Result<Exit> {
         )));
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        store::ensure_private_dir(parent)?;
+        fsio::ensure_private_dir(parent)?;
     }
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
@@ -262,7 +273,7 @@ fn keygen(output: Option<PathBuf>) -> Result<Exit> {
         text.push('\n');
         text
     };
-    store::write_atomic(&path, secret.as_bytes(), false)?;
+    fsio::write_new_private(&path, secret.as_bytes())?;
     tracing::info!("identity written to {} (mode 0600)", path.display());
     print(&recipient)
 }
@@ -277,11 +288,12 @@ fn init(global: &Global, args: &RecipientArgs) -> Result<Exit> {
     }
     let (recipients, passphrase) = new_vault(global, args)?;
     if let Some(parent) = store.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        store::ensure_private_dir(parent)?;
+        fsio::ensure_private_dir(parent)?;
     }
     let mut vault = create_vault(&recipients, passphrase.as_ref())?;
     let bytes = seal_vault(&mut vault)?;
-    store.write(&bytes, &vault, false)?;
+    let guard = store.lock()?;
+    store.create(&guard, &bytes, &vault)?;
     tracing::info!(
         "created {} with {} key slot(s)",
         store.path.display(),
@@ -317,7 +329,7 @@ fn seal(
     let mut vault = create_vault(&recipients, passphrase.as_ref())?;
     vault.records_mut().push(*record);
     let sealed = seal_vault(&mut vault)?;
-    store::write_atomic(output, &sealed, false)?;
+    fsio::write_atomic(output, &sealed, false)?;
     tracing::info!(
         "sealed record {name:?} into {} for {} key slot(s)",
         output.display(),
@@ -376,32 +388,30 @@ fn import(
     let bytes = read_input(input)?;
     let mut keys = Keys::load(global)?;
     let parsed = parse_token_file(&bytes, name, token_uri)?;
-    let _guard = store.lock(global.lock_timeout)?;
-    let current = store.read()?;
-    let mut vault = store.open(&current, &mut keys)?;
-    let mut imported = Vec::new();
     let plaintext_input = matches!(parsed, TokenFile::Record(_));
-    match parsed {
-        TokenFile::Record(record) => {
-            imported.push(record.name.clone());
-            merge(&mut vault, *record, replace)?;
-        }
+    let records = match parsed {
+        TokenFile::Record(record) => vec![*record],
         TokenFile::Vault => {
             if name.is_some() || token_uri.is_some() {
                 return Err(CliError::usage(
                     "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
                 ));
             }
-            let other = Vault::open(&bytes, &keys.unlock())
-                .map_err(|e| CliError::untrusted(format!("{}: {e}", input.display())))?;
-            for record in other.records() {
-                imported.push(record.name.clone());
-                merge(&mut vault, record.clone(), replace)?;
-            }
+            Vault::open(&bytes, &keys.unlock())
+                .map_err(|e| CliError::untrusted(format!("{}: {e}", input.display())))?
+                .records()
+                .to_vec()
         }
+    };
+    let imported: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+    if !store.exists() {
+        return Err(no_vault_to_add_to(&store));
     }
-    let sealed = seal_vault(&mut vault)?;
-    store.write(&sealed, &vault, true)?;
+    store.update(&mut keys, IfWriteFails::Fail, |vault| {
+        records
+            .into_iter()
+            .try_for_each(|record| merge(vault, record, replace))
+    })?;
     tracing::info!(
         "imported {} into {}",
         imported.join(", "),
@@ -411,6 +421,14 @@ fn import(
         warn_plaintext_input(input);
     }
     Ok(Exit::Success)
+}
+
+/// A command that adds to a vault found none.
+pub(crate) fn no_vault_to_add_to(store: &Store) -> CliError {
+    CliError::failure(format!(
+        "no vault at {}: create one with `tokvault init -r RECIPIENT` first, or pass --vault",
+        store.path.display()
+    ))
 }
 
 fn open_read_only(global: &Global) -> Result<(Store, Keys, Vault)> {
@@ -443,23 +461,18 @@ fn list(global: &Global, json: bool, warn_refresh_age: Option<Duration>) -> Resu
 
 fn refresh_command(
     global: &Global,
-    names: &[String],
-    min_valid: Duration,
-    force: bool,
+    options: &refresh::RunOptions<'_>,
     reauthorize: bool,
     monitor: &crate::cli::MonitorArgs,
     json: bool,
 ) -> Result<Exit> {
+    let names = options.names;
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let mut run = match refresh::run(
-        &store,
-        &mut keys,
-        global.lock_timeout,
-        names,
-        min_valid,
-        force,
-    ) {
+    let mut run = match store
+        .lock()
+        .and_then(|guard| refresh::run(&store, &guard, &mut keys, options))
+    {
         Ok(run) => run,
         Err(error) => {
             // Monitoring must see a run that could not even start.
@@ -479,9 +492,8 @@ fn refresh_command(
             .filter(|r| r.class == Some(vault_format::RefreshClass::ReauthorizationRequired))
             .map(|r| r.name.clone())
             .collect();
-        let renewed = crate::login::reauthorize_interactively(
-            global, &store, &mut keys, &run.vault, &rejected,
-        );
+        let renewed =
+            crate::login::reauthorize_interactively(&store, &mut keys, &run.vault, &rejected);
         for result in &mut run.results {
             if renewed.contains(&result.name) {
                 result.class = Some(vault_format::RefreshClass::Refreshed);
@@ -491,6 +503,12 @@ fn refresh_command(
         }
     }
     let exit = run.exit();
+    if let Some(rescue) = &run.rescued {
+        eprintln!(
+            "tokvault: error: {}",
+            crate::store::rescued_error(&store, rescue)
+        );
+    }
     let now = unix_now();
     let (health, newly_rejected) =
         crate::monitor::update_health(&store, &run.vault, &run.results, now);
@@ -543,24 +561,33 @@ fn refresh_command(
 fn valid_token(global: &Global, name: &str, min_valid: Duration) -> Result<SecretString> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let vault = store.read_and_open_unlocked(&mut keys)?;
-    let record = vault.record(name).ok_or_else(|| {
-        CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
-    })?;
-    if !refresh_need(record, unix_now(), min_valid, false).should_refresh()
-        && let Some(access) = &record.access_token
-    {
-        return Ok(access.token.clone());
+    if let Some(token) = stored_token(&store, &mut keys, name, min_valid)? {
+        return Ok(token);
     }
-    drop(vault);
+    // While another process refreshes, it saves each answer as it comes:
+    // the token may be there before the lock is free.
+    let guard = match store.lock_or(|| stored_token(&store, &mut keys, name, min_valid).ok()?)? {
+        Locked::Guard(guard) => guard,
+        Locked::Ready(token) => return Ok(token),
+    };
+    let names = [name.to_owned()];
     let run = refresh::run(
         &store,
+        &guard,
         &mut keys,
-        global.lock_timeout,
-        &[name.to_owned()],
-        min_valid,
-        false,
+        &refresh::RunOptions {
+            names: &names,
+            min_valid,
+            force: false,
+            max_run_time: refresh::DEFAULT_MAX_RUN_TIME,
+        },
     )?;
+    drop(guard);
+    if let Some(rescue) = &run.rescued {
+        // Saved, but not where the next reader looks first: say so, and
+        // still hand out the token (it is valid).
+        tracing::error!("{}", crate::store::rescued_error(&store, rescue));
+    }
     let record = run.vault.record(name).ok_or_else(|| {
         CliError::failure(format!("record {name:?} disappeared while refreshing"))
     })?;
@@ -596,6 +623,25 @@ fn valid_token(global: &Global, name: &str, min_valid: Duration) -> Result<Secre
     }
 }
 
+/// The stored access token of `name` when it stays valid for `min_valid`
+/// (read without the lock).
+fn stored_token(
+    store: &Store,
+    keys: &mut Keys,
+    name: &str,
+    min_valid: Duration,
+) -> Result<Option<SecretString>> {
+    let vault = store.read_and_open_unlocked(keys)?;
+    let record = vault.record(name).ok_or_else(|| {
+        CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
+    })?;
+    Ok(record
+        .access_token
+        .as_ref()
+        .filter(|_| !refresh_need(record, unix_now(), min_valid, false).should_refresh())
+        .map(|access| access.token.clone()))
+}
+
 fn exec(
     global: &Global,
     name: &str,
@@ -615,8 +661,13 @@ fn exec(
     use std::os::unix::process::CommandExt as _;
     // exec replaces this process: the child's exit status is ours, and no
     // decrypted state outlives the switch.
+    // The job gets the token and nothing that unlocks the vault: where
+    // the identity and passphrase are is none of its business.
     let error = std::process::Command::new(program)
         .args(args)
+        .env_remove("TOKVAULT_IDENTITY")
+        .env_remove("TOKVAULT_PASSPHRASE_FILE")
+        .env_remove("CREDENTIALS_DIRECTORY")
         .env(env, token.expose_secret())
         .exec();
     Err(CliError::failure(format!(
@@ -645,7 +696,7 @@ fn export(
     };
     match output {
         Some(path) => {
-            store::write_atomic(path, text.as_bytes(), false)?;
+            fsio::write_new_private(path, text.as_bytes())?;
             tracing::warn!(
                 "{} holds the record in PLAINTEXT (mode 0600); delete it when done",
                 path.display()
@@ -662,18 +713,16 @@ fn export(
 fn remove(global: &Global, name: &str) -> Result<Exit> {
     let store = store(global)?;
     let mut keys = Keys::load(global)?;
-    let _guard = store.lock(global.lock_timeout)?;
-    let bytes = store.read()?;
-    let mut vault = store.open(&bytes, &mut keys)?;
-    let before = vault.records().len();
-    vault.records_mut().retain(|r| r.name != name);
-    if vault.records().len() == before {
-        return Err(CliError::failure(format!(
-            "no record named {name:?} (see `tokvault list`)"
-        )));
-    }
-    let sealed = seal_vault(&mut vault)?;
-    store.write(&sealed, &vault, true)?;
+    store.update(&mut keys, IfWriteFails::Fail, |vault| {
+        let before = vault.records().len();
+        vault.records_mut().retain(|r| r.name != name);
+        if vault.records().len() == before {
+            return Err(CliError::failure(format!(
+                "no record named {name:?} (see `tokvault list`)"
+            )));
+        }
+        Ok(())
+    })?;
     tracing::info!("removed {name:?}");
     Ok(Exit::Success)
 }
@@ -693,63 +742,73 @@ fn rekey(
             .map_err(|reason| CliError::usage(format!("--remove-recipient {r:?}: {reason}")))?;
         removed.push(canonical);
     }
-    let _guard = store.lock(global.lock_timeout)?;
-    let bytes = store.read()?;
-    let mut vault = store.open(&bytes, &mut keys)?;
-    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
-    for r in &removed {
-        if !current.contains(r) {
-            return Err(CliError::usage(format!(
-                "{r} is not a recipient of this vault (see `tokvault inspect`)"
-            )));
+    let current_passphrase = keys.passphrase.clone();
+    let (count, with_passphrase) = store.update(&mut keys, IfWriteFails::Fail, |vault| {
+        let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
+        for r in &removed {
+            if !current.contains(r) {
+                return Err(CliError::usage(format!(
+                    "{r} is not a recipient of this vault (see `tokvault inspect`)"
+                )));
+            }
         }
-    }
-    let mut recipients: Vec<String> = current
-        .into_iter()
-        .filter(|r| !removed.contains(r))
-        .collect();
-    for r in added {
-        if !recipients.contains(&r) {
-            recipients.push(r);
+        let mut recipients: Vec<String> = current
+            .into_iter()
+            .filter(|r| !removed.contains(r))
+            .collect();
+        for r in added {
+            if !recipients.contains(&r) {
+                recipients.push(r);
+            }
         }
-    }
-    let had_passphrase = vault
-        .slots()
-        .iter()
-        .any(|s| matches!(s, Slot::Passphrase(_)));
-    let passphrase = if args.passphrase {
-        Some(keys::new_passphrase(global)?)
-    } else if had_passphrase && !remove_passphrase {
-        Some(keys.passphrase.clone().ok_or_else(|| {
-            CliError::usage(
-                "the vault has a passphrase slot, which a rekey must rebuild: give the current passphrase \
-                 (--passphrase-file), set a new one (--passphrase) or drop it (--remove-passphrase)",
-            )
-        })?)
-    } else {
-        None
-    };
-    if recipients.is_empty() && passphrase.is_none() {
-        return Err(CliError::usage(
-            "refusing to leave the vault without any key slot",
-        ));
-    }
-    vault
-        .rekey(&slot_specs(&recipients, passphrase.as_ref()))
-        .map_err(|e| CliError::usage(format!("cannot build the key slots: {e}")))?;
-    let sealed = seal_vault(&mut vault)?;
-    store.write(&sealed, &vault, true)?;
+        let had_passphrase = vault
+            .slots()
+            .iter()
+            .any(|s| matches!(s, Slot::Passphrase(_)));
+        let passphrase = if args.passphrase {
+            Some(keys::new_passphrase(global)?)
+        } else if had_passphrase && !remove_passphrase {
+            Some(current_passphrase.ok_or_else(|| {
+                CliError::usage(
+                    "the vault has a passphrase slot, which a rekey must rebuild: give the current passphrase \
+                     (--passphrase-file), set a new one (--passphrase) or drop it (--remove-passphrase)",
+                )
+            })?)
+        } else {
+            None
+        };
+        if recipients.is_empty() && passphrase.is_none() {
+            return Err(CliError::usage(
+                "refusing to leave the vault without any key slot",
+            ));
+        }
+        vault
+            .rekey(&slot_specs(&recipients, passphrase.as_ref()))
+            .map_err(slot_error)?;
+        Ok((recipients.len(), passphrase.is_some()))
+    })?;
     tracing::info!(
-        "rekeyed {}: {} recipient(s){}",
+        "rekeyed {}: {count} recipient(s){}",
         store.path.display(),
-        recipients.len(),
-        if passphrase.is_some() {
+        if with_passphrase {
             " and a passphrase"
         } else {
             ""
         }
     );
     Ok(Exit::Success)
+}
+
+/// Key slots could not be built: a usage error when the slots asked for
+/// are wrong, a failure when the system (its random generator, age) is.
+fn slot_error(error: vault_format::SlotError) -> CliError {
+    let message = format!("cannot build the key slots: {error}");
+    match error {
+        vault_format::SlotError::Random(_) | vault_format::SlotError::Age(_) => {
+            CliError::failure(message)
+        }
+        _ => CliError::usage(message),
+    }
 }
 
 fn inspect(global: &Global, json: bool) -> Result<Exit> {

@@ -15,6 +15,10 @@ pub(crate) enum Exit {
     Temporary = 4,
     /// The vault cannot be opened or trusted.
     Untrusted = 5,
+    /// The vault could not be written after a server may have rotated a
+    /// token: the new tokens wait in the rescue file, which the next
+    /// command puts back once the vault can be written.
+    NotSaved = 6,
 }
 
 impl From<Exit> for ExitCode {

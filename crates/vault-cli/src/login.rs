@@ -22,7 +22,7 @@ use crate::cli::{ClientAuthArg, Global, LoginArgs, ProviderArg, RecipientArgs};
 use crate::error::{CliError, Exit, Result};
 use crate::keys::{self, Keys};
 use crate::refresh::{runtime, unix_now};
-use crate::store::{self, Store};
+use crate::store::{IfWriteFails, Store};
 
 /// How long the loopback listener waits for the browser by default.
 const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -666,7 +666,7 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
         let mut vault = crate::commands::create_vault(&recipients, None)?;
         vault.records_mut().push(record);
         let sealed = crate::commands::seal_vault(&mut vault)?;
-        store::write_atomic(output, &sealed, false)?;
+        crate::fsio::write_atomic(output, &sealed, false)?;
         eprintln!(
             "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
              nothing else holds the tokens.",
@@ -699,7 +699,7 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
     let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
     let record = new_record(&args.name, &plan, tokens, unix_now())?;
     let note = account_note(&record);
-    save(&store, &mut keys, global.lock_timeout, |vault| {
+    save(&store, &mut keys, |vault| {
         crate::commands::merge(vault, record, args.replace)
     })?;
     eprintln!(
@@ -710,19 +710,14 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Lock, re-read, change, seal, write.
+/// Lock, re-read, change, seal, write: the tokens are new and a person
+/// authorized them, so a failed write keeps them in the rescue file.
 fn save(
     store: &Store,
     keys: &mut Keys,
-    lock_timeout: Duration,
     change: impl FnOnce(&mut Vault) -> Result<()>,
 ) -> Result<()> {
-    let _guard = store.lock(lock_timeout)?;
-    let bytes = store.read()?;
-    let mut vault = store.open(&bytes, keys)?;
-    change(&mut vault)?;
-    let sealed = crate::commands::seal_vault(&mut vault)?;
-    store.write(&sealed, &vault, true)
+    store.update(keys, IfWriteFails::Rescue, change)
 }
 
 fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Result<Exit> {
@@ -746,7 +741,6 @@ fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Res
     reauthorize(
         &store,
         &mut keys,
-        global.lock_timeout,
         name,
         &plan,
         flow,
@@ -755,11 +749,9 @@ fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Res
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 fn reauthorize(
     store: &Store,
     keys: &mut Keys,
-    lock_timeout: Duration,
     name: &str,
     plan: &Plan,
     flow: Flow,
@@ -769,7 +761,7 @@ fn reauthorize(
     let tokens = authorize(plan, name, flow, port, timeout)?;
     let now = unix_now();
     let mut note = String::new();
-    save(store, keys, lock_timeout, |vault| {
+    save(store, keys, |vault| {
         let record = vault.record_mut(name).ok_or_else(|| {
             CliError::failure(format!(
                 "record {name:?} was removed while the login ran; nothing was saved"
@@ -790,7 +782,6 @@ fn reauthorize(
 /// interactively when stdin is a terminal. Returns the names that were
 /// re-authorized.
 pub(crate) fn reauthorize_interactively(
-    global: &Global,
     store: &Store,
     keys: &mut Keys,
     vault: &Vault,
@@ -818,16 +809,7 @@ pub(crate) fn reauthorize_interactively(
         };
         let result = plan_for_record(record, &[], None, None).and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
-            reauthorize(
-                store,
-                keys,
-                global.lock_timeout,
-                name,
-                &plan,
-                flow,
-                None,
-                None,
-            )
+            reauthorize(store, keys, name, &plan, flow, None, None)
         });
         match result {
             Ok(_) => done.push(name.clone()),

@@ -9,6 +9,7 @@ mod cli;
 mod commands;
 mod duration;
 mod error;
+mod fsio;
 mod keys;
 mod login;
 mod monitor;

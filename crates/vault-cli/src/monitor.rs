@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use vault_format::{Record, RefreshClass, Vault};
 use crate::error::{CliError, Exit, Result};
 use crate::output::{class_label, refresh_token_issued_at};
 use crate::refresh::RecordResult;
-use crate::store::{self, Store};
+use crate::store::Store;
 
 /// How long an alert hook may run before it is killed.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -150,27 +149,14 @@ pub(crate) fn update_health(
 ) -> (Health, Vec<String>) {
     let path = store.health_path();
     let result = (|| -> Result<(Health, Vec<String>)> {
-        if let Some(dir) = path.parent() {
-            store::ensure_private_dir(dir)?;
-        }
-        let mut lock_path = path.clone().into_os_string();
-        lock_path.push(".lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| CliError::io("cannot open", Path::new(&lock_path), &e))?;
-        lock.lock()
-            .map_err(|e| CliError::io("cannot lock", Path::new(&lock_path), &e))?;
+        let _lock = store.lock_health()?;
         let mut health = match std::fs::read_to_string(&path) {
             Ok(text) => Health::parse(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Health::default(),
             Err(e) => return Err(CliError::io("cannot read", &path, &e)),
         };
         let newly = health.record_run(vault, results, now);
-        store::write_atomic(&path, health.to_json().as_bytes(), true)?;
+        crate::fsio::write_atomic(&path, health.to_json().as_bytes(), true)?;
         Ok((health, newly))
     })();
     result.unwrap_or_else(|error| {
@@ -472,7 +458,7 @@ pub(crate) fn render_failed_run(exit: Exit, now: u64) -> String {
 /// Writes the metrics to `path` atomically (mode 0644: node_exporter's
 /// textfile collector usually runs as another user; nothing in it is secret).
 pub(crate) fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    store::write_atomic_mode(path, text.as_bytes(), true, 0o644)
+    crate::fsio::write_atomic_mode(path, text.as_bytes(), true, 0o644)
 }
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
 //! The refresh path shared by `refresh`, `token`, `header` and `exec`:
-//! lock, re-read, re-check, refresh, persist, unlock.
+//! lock, re-read, re-check, refresh, persist each answer as it comes,
+//! unlock.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures_util::{FutureExt as _, StreamExt as _};
 use vault_format::{Credential, Provider, Record, RefreshClass, Vault};
 use vault_oauth::{
-    RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, records_to_refresh, refresh_need,
+    RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, SendWindow, records_to_refresh,
+    refresh_need,
 };
 
 use crate::error::{CliError, Exit, Result};
 use crate::keys::Keys;
 use crate::signals::HeldStopSignals;
-use crate::store::Store;
+use crate::store::{IfWriteFails, LockGuard, Saved, Saver, Store};
 
 /// One record's result in a refresh run.
 pub(crate) struct RecordResult {
@@ -26,14 +30,19 @@ pub(crate) struct RunResult {
     pub(crate) vault: Vault,
     pub(crate) results: Vec<RecordResult>,
     pub(crate) wrote: bool,
+    /// The rescue file that holds what the vault could not take.
+    pub(crate) rescued: Option<PathBuf>,
 }
 
 impl RunResult {
-    /// 3 (re-authorize) wins over 1 (misconfigured), which wins over 4
-    /// (temporary): the more a person is needed, the higher it ranks.
+    /// 6 (not saved) wins over 3 (re-authorize), which wins over 1
+    /// (misconfigured), which wins over 4 (temporary): the more a person is
+    /// needed, the higher it ranks.
     pub(crate) fn exit(&self) -> Exit {
         let has = |class| self.results.iter().any(|r| r.class == Some(class));
-        if has(RefreshClass::ReauthorizationRequired) {
+        if self.rescued.is_some() {
+            Exit::NotSaved
+        } else if has(RefreshClass::ReauthorizationRequired) {
             Exit::Reauthorize
         } else if has(RefreshClass::Misconfigured) {
             Exit::Failure
@@ -115,21 +124,43 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
     }
 }
 
-/// Refreshes the records of the vault at `store` that need it (only
-/// `names` when given), under the lock, and persists before returning.
+/// A run's time limit when none is given: requests start no later than
+/// 45 s in (75 s minus the 30 s request timeout), so a run with its held
+/// stop signals ends within systemd's default 90 s `TimeoutStopSec`.
+pub(crate) const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(75);
+
+/// Space kept per record due, beyond the vault's size, for what a token
+/// response adds (new tokens, status text): typical answers need far less.
+const SLACK_PER_RECORD: u64 = 8 * 1024;
+const SLACK_BASE: u64 = 64 * 1024;
+
+/// What a refresh run covers.
+pub(crate) struct RunOptions<'a> {
+    /// Only these records (all when empty).
+    pub(crate) names: &'a [String],
+    /// Refresh when less than this validity remains.
+    pub(crate) min_valid: Duration,
+    /// Refresh even valid tokens.
+    pub(crate) force: bool,
+    /// No token request outlives this, counted from the first one.
+    pub(crate) max_run_time: Duration,
+}
+
+/// Refreshes the records of the vault at `store` that need it, under the
+/// lock. A result that changes tokens is saved as soon as it arrives
+/// (results that arrive together in one write), so that a rotated refresh
+/// token never waits in memory for a slower record; the others are saved at
+/// the end. Saves go into space reserved before the first request, and to
+/// the rescue file when the vault cannot take them.
 pub(crate) fn run(
     store: &Store,
+    guard: &LockGuard,
     keys: &mut Keys,
-    lock_timeout: Duration,
-    names: &[String],
-    min_valid: Duration,
-    force: bool,
+    options: &RunOptions<'_>,
 ) -> Result<RunResult> {
-    store.check_writable()?;
-    let _guard = store.lock(lock_timeout)?;
-    // Re-read under the lock: another process may have refreshed already.
-    let bytes = store.read()?;
-    let mut vault = store.open(&bytes, keys)?;
+    let names = options.names;
+    // Opened under the lock: another process may have refreshed already.
+    let mut vault = store.open_locked(guard, keys)?;
     for name in names {
         if vault.record(name).is_none() {
             return Err(CliError::failure(format!(
@@ -138,12 +169,12 @@ pub(crate) fn run(
         }
     }
     let now = unix_now();
-    let due: Vec<usize> = records_to_refresh(vault.records(), now, min_valid, force)
-        .into_iter()
-        .filter(|&i| names.is_empty() || names.contains(&vault.records()[i].name))
-        .collect();
-    let mut results = Vec::new();
-    let mut outcomes: Vec<(usize, RefreshOutcome, u32)> = Vec::new();
+    let due: Vec<usize> =
+        records_to_refresh(vault.records(), now, options.min_valid, options.force)
+            .into_iter()
+            .filter(|&i| names.is_empty() || names.contains(&vault.records()[i].name))
+            .collect();
+    let mut applied = Applied::default();
     let mut requests = Vec::new();
     let mut request_index = Vec::new();
     for &i in &due {
@@ -152,28 +183,129 @@ pub(crate) fn run(
                 requests.push(request);
                 request_index.push(i);
             }
-            Err(problem) => outcomes.push((i, RefreshOutcome::Misconfigured(problem), 0)),
+            Err(problem) => {
+                applied.apply(
+                    &mut vault,
+                    i,
+                    RefreshOutcome::Misconfigured(problem),
+                    0,
+                    now,
+                );
+            }
         }
     }
-    // From the first request until the write, a stop signal waits: the
-    // server may already have rotated the refresh token (crate::signals).
+    let mut saver = Saver::new(store, IfWriteFails::Rescue);
     let mut held = None;
     if !requests.is_empty() {
+        let vault_len = std::fs::metadata(&store.path).map_or(SLACK_BASE, |m| m.len());
+        let slack = SLACK_BASE + SLACK_PER_RECORD * requests.len() as u64;
+        saver.reserve(guard, vault_len, slack)?;
         let refresher = Refresher::new(RefresherConfig::default())
             .map_err(|e| CliError::failure(e.to_string()))?;
         let runtime = runtime()?;
+        let window = SendWindow::for_duration(options.max_run_time);
+        // From the first request until the last save, a stop signal waits:
+        // the server may already have rotated the refresh token
+        // (crate::signals).
         held = Some(HeldStopSignals::hold());
-        let reports = runtime.block_on(refresher.refresh_all(&requests));
-        for (i, report) in request_index.into_iter().zip(reports) {
-            outcomes.push((i, report.outcome, report.attempts));
+        runtime.block_on(async {
+            let stream = refresher.refresh_each(&requests, &window);
+            let mut stream = std::pin::pin!(stream);
+            while let Some(first) = stream.next().await {
+                let mut tokens_changed = false;
+                let mut batch = vec![first];
+                while let Some(Some(more)) = stream.next().now_or_never() {
+                    batch.push(more);
+                }
+                for (k, report) in batch {
+                    tokens_changed |= applied.apply(
+                        &mut vault,
+                        request_index[k],
+                        report.outcome,
+                        report.attempts,
+                        unix_now(),
+                    );
+                }
+                if tokens_changed {
+                    applied.save(&mut saver, guard, &mut vault);
+                    if !saver.has_room() {
+                        // Whatever comes next might not be saved: send no more.
+                        window.close();
+                    }
+                }
+            }
+        });
+    }
+    if applied.unsaved {
+        applied.save(&mut saver, guard, &mut vault);
+    }
+    drop(held);
+    if let Some(error) = applied.save_error {
+        return Err(error);
+    }
+    let mut results: Vec<RecordResult> = {
+        let mut attempted = applied.results;
+        attempted.sort_by_key(|(i, _)| *i);
+        attempted.into_iter().map(|(_, r)| r).collect()
+    };
+    for (i, record) in vault.records().iter().enumerate() {
+        if (names.is_empty() || names.contains(&record.name)) && !due.contains(&i) {
+            let need = refresh_need(record, now, options.min_valid, false);
+            let remaining = match need {
+                vault_oauth::RefreshNeed::Fresh { remaining_secs } => remaining_secs,
+                _ => 0,
+            };
+            results.push(RecordResult {
+                name: record.name.clone(),
+                class: None,
+                message: format!(
+                    "still valid for {}",
+                    crate::output::human_duration(remaining)
+                ),
+                error_code: None,
+                attempts: 0,
+            });
         }
     }
-    let mut changed = false;
-    outcomes.sort_by_key(|(i, _, _)| *i);
-    for (i, outcome, attempts) in outcomes {
+    Ok(RunResult {
+        vault,
+        results,
+        wrote: applied.wrote,
+        rescued: saver.rescued().map(Path::to_path_buf),
+    })
+}
+
+/// The outcomes of a run applied to its vault so far, and how saving went.
+#[derive(Default)]
+struct Applied {
+    /// Record index and result, in the order they arrived.
+    results: Vec<(usize, RecordResult)>,
+    /// Applied outcomes not saved yet.
+    unsaved: bool,
+    /// Some save reached the vault.
+    wrote: bool,
+    /// A save that reached neither the vault nor the rescue file.
+    save_error: Option<CliError>,
+}
+
+impl Applied {
+    /// Applies one outcome to record `i`; returns whether its tokens changed
+    /// (what must be saved at once).
+    fn apply(
+        &mut self,
+        vault: &mut Vault,
+        i: usize,
+        outcome: RefreshOutcome,
+        attempts: u32,
+        now: u64,
+    ) -> bool {
         let record = &mut vault.records_mut()[i];
         let name = record.name.clone();
         let class = outcome.class();
+        let tokens_changed = matches!(
+            outcome,
+            RefreshOutcome::Refreshed(_) | RefreshOutcome::Salvaged(_)
+        );
         // A server that does not rotate may echo the same token back.
         let rotated = match (&outcome, &record.credential) {
             (RefreshOutcome::Refreshed(r), Credential::RefreshToken(c)) => r
@@ -200,45 +332,40 @@ pub(crate) fn run(
         );
         // A transient failure changes nothing worth a write: the vault
         // stays byte-identical when the server is down.
-        changed |= class != RefreshClass::Transient;
+        self.unsaved |= class != RefreshClass::Transient;
         outcome.apply_to(record, now);
-        results.push(RecordResult {
-            name,
-            class: Some(class),
-            message,
-            error_code,
-            attempts,
-        });
+        self.results.push((
+            i,
+            RecordResult {
+                name,
+                class: Some(class),
+                message,
+                error_code,
+                attempts,
+            },
+        ));
+        tokens_changed
     }
-    for (i, record) in vault.records().iter().enumerate() {
-        if (names.is_empty() || names.contains(&record.name)) && !due.contains(&i) {
-            let need = refresh_need(record, now, min_valid, false);
-            let remaining = match need {
-                vault_oauth::RefreshNeed::Fresh { remaining_secs } => remaining_secs,
-                _ => 0,
-            };
-            results.push(RecordResult {
-                name: record.name.clone(),
-                class: None,
-                message: format!(
-                    "still valid for {}",
-                    crate::output::human_duration(remaining)
-                ),
-                error_code: None,
-                attempts: 0,
-            });
+
+    fn save(&mut self, saver: &mut Saver<'_>, guard: &LockGuard, vault: &mut Vault) {
+        match saver.save(guard, vault) {
+            Ok(Saved::Vault) => {
+                self.wrote = true;
+                self.unsaved = false;
+                self.save_error = None;
+            }
+            Ok(Saved::Rescue(path)) => {
+                tracing::error!(
+                    "the refreshed tokens were saved in the rescue file {}",
+                    path.display()
+                );
+                self.unsaved = false;
+                self.save_error = None;
+            }
+            Err(error) => {
+                tracing::error!("{error}");
+                self.save_error = Some(error);
+            }
         }
     }
-    if changed {
-        let sealed = vault
-            .seal(unix_now())
-            .map_err(|e| CliError::failure(format!("cannot encrypt the vault: {e}")))?;
-        store.write(&sealed, &vault, true)?;
-    }
-    drop(held);
-    Ok(RunResult {
-        vault,
-        results,
-        wrote: changed,
-    })
 }

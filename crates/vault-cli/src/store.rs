@@ -1,206 +1,131 @@
-//! The vault on disk: a sidecar lock, reads, atomic writes (temp file in the
-//! same directory, fsync, rename, fsync directory) and rollback pins.
+//! The vault on disk: one resolved path, a sidecar lock, reads, writes
+//! (atomic beside the vault, or in place with a journal when the vault is a
+//! mount point), rollback pins, and the rescue file that keeps tokens the
+//! vault could not take until a later run puts them back.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use vault_format::{OpenError, Pin, PinStatus, Vault};
 
 use crate::error::{CliError, Exit, Result};
+use crate::fsio::{self, FileLock, Reservation};
 use crate::keys::Keys;
 
-/// The vault path and where its pin lives.
+/// The vault path and where its pin and rescue file live.
 pub(crate) struct Store {
+    /// Resolved once ([`fsio::resolve`]): every lock, temp file, rename and
+    /// pin uses this spelling.
     pub(crate) path: PathBuf,
     state_dir: PathBuf,
     accept_rollback: bool,
+    lock_timeout: Duration,
 }
 
-/// Held while a read-modify-write runs; released on drop (and by the
-/// kernel if the process dies).
+/// Held while a read-modify-write runs; writing the vault needs one.
 pub(crate) struct LockGuard {
-    _file: File,
+    _lock: FileLock,
 }
 
-fn random_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::getrandom(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// How [`Store::lock_or`] ended.
+pub(crate) enum Locked<T> {
+    Guard(LockGuard),
+    Ready(T),
 }
 
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Writes `bytes` to `path` atomically with mode 0600. With `overwrite`
-/// false an existing file is never replaced (link, not rename).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
-    write_atomic_mode(path, bytes, overwrite, 0o600)
-}
-
-/// [`write_atomic`] with another mode (metrics are read by other users).
-pub(crate) fn write_atomic_mode(
-    path: &Path,
-    bytes: &[u8],
-    overwrite: bool,
-    mode: u32,
-) -> Result<()> {
-    let dir = parent_of(path);
-    let name = path
-        .file_name()
-        .map_or_else(|| "vault".into(), |n| n.to_string_lossy().into_owned());
-    let prefix = format!(".{name}.tmp-");
-    remove_leftovers(&dir, &prefix, ABANDONED_AFTER);
-    let temp = dir.join(format!("{prefix}{}", random_suffix()));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        // Exactly `mode`, whatever the umask (systemd units often set 0077).
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        if overwrite {
-            std::fs::rename(&temp, path)?;
-        } else {
-            std::fs::hard_link(&temp, path)?;
-            std::fs::remove_file(&temp)?;
-        }
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::failure(format!(
-                "{} already exists; refusing to overwrite it",
-                path.display()
-            ))
-        } else {
-            CliError::io("cannot write", path, &e)
-        }
-    })
-}
-
-/// A temp file this old belongs to a writer that was killed (a live one
-/// keeps it for milliseconds).
-const ABANDONED_AFTER: Duration = Duration::from_secs(600);
-
-/// Removes files in `dir` named `prefix…` last modified at least
-/// `older_than` ago: what killed writers left behind. Pins, health files
-/// and metrics are written without the vault's lock, so there age
-/// ([`ABANDONED_AFTER`]), not the lock, tells an abandoned file from one
-/// being written.
-fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let abandoned = entry.file_name().to_string_lossy().starts_with(prefix)
-            && (older_than.is_zero()
-                || entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= older_than)));
-        if abandoned {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Creates `dir` (and parents) with mode 0700 when missing.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| CliError::io("cannot create directory", dir, &e))
+/// What to do when the vault cannot be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IfWriteFails {
+    /// Report it; nothing is lost that the user cannot redo.
+    Fail,
+    /// The change holds tokens a server may already have rotated: keep it
+    /// in the rescue file, which the next run puts back.
+    Rescue,
 }
 
 impl Store {
-    pub(crate) fn new(path: PathBuf, state_dir: PathBuf, accept_rollback: bool) -> Self {
-        Self {
+    pub(crate) fn new(
+        path: &Path,
+        state_dir: PathBuf,
+        accept_rollback: bool,
+        lock_timeout: Duration,
+    ) -> Result<Self> {
+        let path = fsio::resolve(path)
+            .map_err(|e| CliError::io("cannot resolve the vault path", path, &e))?;
+        Ok(Self {
             path,
             state_dir,
             accept_rollback,
-        }
+            lock_timeout,
+        })
     }
 
-    /// Takes the exclusive lock on `<vault>.lock`, waiting up to `timeout`.
-    pub(crate) fn lock(&self, timeout: Duration) -> Result<LockGuard> {
-        let mut lock_path = self.path.clone().into_os_string();
-        lock_path.push(".lock");
-        let lock_path = PathBuf::from(lock_path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(|e| CliError::io("cannot open the lock file", &lock_path, &e))?;
-        let started = Instant::now();
+    fn dir(&self) -> PathBuf {
+        fsio::parent_of(&self.path)
+    }
+
+    /// Takes the exclusive lock on `<vault>.lock`, waiting up to
+    /// `--lock-timeout`. The vault's directory must be trusted.
+    pub(crate) fn lock(&self) -> Result<LockGuard> {
+        self.lock_within(self.lock_timeout)
+    }
+
+    /// [`Store::lock`], asking `ready` about every quarter second while
+    /// another process holds the lock: what it returns ends the wait (a
+    /// reader that finds the token it needs, saved by the lock holder).
+    pub(crate) fn lock_or<T>(&self, mut ready: impl FnMut() -> Option<T>) -> Result<Locked<T>> {
+        let started = std::time::Instant::now();
         loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    self.remove_stale_temp_files();
-                    return Ok(LockGuard { _file: file });
+            let left = self.lock_timeout.saturating_sub(started.elapsed());
+            match self.lock_within(left.min(Duration::from_millis(250))) {
+                Ok(guard) => return Ok(Locked::Guard(guard)),
+                Err(error) if error.exit == Exit::Temporary && !left.is_zero() => {
+                    if let Some(value) = ready() {
+                        return Ok(Locked::Ready(value));
+                    }
                 }
-                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
-                    std::thread::sleep(Duration::from_millis(20));
+                Err(error) if error.exit == Exit::Temporary => {
+                    return Err(self.busy(self.lock_timeout));
                 }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(CliError::temporary(format!(
-                        "another tokvault holds the lock on {} (waited {}s); retry later or raise --lock-timeout",
-                        self.path.display(),
-                        timeout.as_secs()
-                    )));
-                }
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(CliError::io("cannot lock", &lock_path, &e));
-                }
+                Err(error) => return Err(error),
             }
         }
     }
 
-    /// Temp files of writers that were killed before their rename. Only a
-    /// lock holder writes them, so under the lock none is in use.
-    fn remove_stale_temp_files(&self) {
-        let Some(name) = self.path.file_name() else {
-            return;
-        };
-        let prefix = format!(".{}.tmp-", name.to_string_lossy());
-        remove_leftovers(&parent_of(&self.path), &prefix, Duration::ZERO);
+    fn busy(&self, waited: Duration) -> CliError {
+        CliError::temporary(format!(
+            "another tokvault holds the lock on {} (waited {}s); retry later or raise --lock-timeout",
+            self.path.display(),
+            waited.as_secs()
+        ))
     }
 
-    /// Fails early, before any token endpoint is called, when the vault's
+    fn lock_within(&self, timeout: Duration) -> Result<LockGuard> {
+        fsio::check_trusted_dir(&self.dir(), "the vault's directory")?;
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock = fsio::lock_file(Path::new(&lock_path), timeout, || self.busy(timeout))?;
+        // Temp files of writers killed before their rename: only a lock
+        // holder writes them, so under the lock none is in use.
+        fsio::remove_leftovers(&self.dir(), &fsio::temp_prefix(&self.path), Duration::ZERO);
+        Ok(LockGuard { _lock: lock })
+    }
+
+    /// Fails early, before a login's browser flow, when the vault's
     /// directory cannot take a new file.
     pub(crate) fn check_writable(&self) -> Result<()> {
-        let dir = parent_of(&self.path);
-        remove_leftovers(&dir, ".tokvault-probe-", ABANDONED_AFTER);
-        let probe = dir.join(format!(".tokvault-probe-{}", random_suffix()));
-        OpenOptions::new()
+        let dir = self.dir();
+        fsio::remove_leftovers(&dir, ".tokvault-probe-", fsio::ABANDONED_AFTER);
+        let probe = dir.join(format!(".tokvault-probe-{}", fsio::random_suffix()));
+        std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&probe)
             .map_err(|e| {
                 CliError::io(
-                    "the vault's directory is not writable; nothing was refreshed:",
+                    "the vault's directory is not writable, so nothing could be saved:",
                     &dir,
                     &e,
                 )
@@ -210,12 +135,18 @@ impl Store {
     }
 
     pub(crate) fn read(&self) -> Result<Vec<u8>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::failure(format!(
+        self.read_optional()?.ok_or_else(|| {
+            CliError::failure(format!(
                 "no vault at {}: create one with `tokvault init -r RECIPIENT`, or pass --vault",
                 self.path.display()
-            ))),
+            ))
+        })
+    }
+
+    fn read_optional(&self) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CliError::io("cannot read the vault", &self.path, &e)),
         }
     }
@@ -224,23 +155,44 @@ impl Store {
         self.path.exists()
     }
 
-    /// Writes the sealed vault and moves the pin to it.
-    pub(crate) fn write(&self, bytes: &[u8], vault: &Vault, overwrite: bool) -> Result<()> {
-        if let Ok(metadata) = std::fs::metadata(&self.path)
-            && metadata.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %self.path.display(), "the vault was readable by group or others; the new file is 0600");
-        }
-        write_atomic(&self.path, bytes, overwrite)?;
+    /// Writes a new vault (never over an existing file) and pins it.
+    pub(crate) fn create(&self, _guard: &LockGuard, bytes: &[u8], vault: &Vault) -> Result<()> {
+        fsio::write_atomic(&self.path, bytes, false)?;
         self.save_pin(&vault.pin())
     }
 
-    /// `state_dir/KIND/<first 16 bytes of sha256(absolute vault path)>`.
+    /// The one read-modify-write: under the lock, open (putting back a
+    /// rescue file first), change, seal, write, pin.
+    pub(crate) fn update<T>(
+        &self,
+        keys: &mut Keys,
+        if_fails: IfWriteFails,
+        change: impl FnOnce(&mut Vault) -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.lock()?;
+        let mut vault = self.open_locked(&guard, keys)?;
+        let value = change(&mut vault)?;
+        let mut saver = Saver::new(self, if_fails);
+        match saver.save(&guard, &mut vault)? {
+            Saved::Vault => Ok(value),
+            Saved::Rescue(path) => Err(rescued_error(self, &path)),
+        }
+    }
+
+    /// `state_dir/KIND/<first 16 bytes of sha256(resolved vault path)>`.
     fn state_path(&self, kind: &str) -> PathBuf {
-        let absolute = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
-        let digest = Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+        let digest = Sha256::digest(self.path.as_os_str().as_encoded_bytes());
         let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         self.state_dir.join(kind).join(name)
+    }
+
+    /// A private directory under the state directory, created when
+    /// missing; both must be trusted.
+    fn state_subdir(&self, path: &Path) -> Result<()> {
+        let dir = fsio::parent_of(path);
+        fsio::ensure_private_dir(&dir)?;
+        fsio::check_trusted_dir(&self.state_dir, "the state directory")?;
+        fsio::check_trusted_dir(&dir, "the state directory")
     }
 
     fn pin_path(&self) -> PathBuf {
@@ -252,10 +204,61 @@ impl Store {
         self.state_path("health")
     }
 
+    /// The lock of the health file; it waits no longer than the vault's.
+    pub(crate) fn lock_health(&self) -> Result<FileLock> {
+        let path = self.health_path();
+        self.state_subdir(&path)?;
+        let mut lock_path = path.into_os_string();
+        lock_path.push(".lock");
+        let timeout = self.lock_timeout;
+        fsio::lock_file(Path::new(&lock_path), timeout, || {
+            CliError::temporary(format!(
+                "another tokvault holds the lock on the refresh health file (waited {}s)",
+                timeout.as_secs()
+            ))
+        })
+    }
+
+    /// The sealed vault a failed write left (`state_dir/rescue/<key>.tokvault`).
+    pub(crate) fn rescue_path(&self) -> PathBuf {
+        let mut path = self.state_path("rescue").into_os_string();
+        path.push(".tokvault");
+        PathBuf::from(path)
+    }
+
+    fn write_rescue(&self, bytes: &[u8]) -> Result<PathBuf> {
+        let path = self.rescue_path();
+        self.state_subdir(&path)?;
+        fsio::write_atomic(&path, bytes, true)?;
+        Ok(path)
+    }
+
+    fn read_rescue(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.rescue_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                self.state_subdir(&path)?;
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CliError::io("cannot read the rescue file", &path, &e)),
+        }
+    }
+
+    fn remove_rescue(&self) {
+        let path = self.rescue_path();
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("cannot remove the rescue file {}: {e}", path.display());
+        }
+    }
+
     fn load_pin(&self) -> Result<Option<Pin>> {
         let path = self.pin_path();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
+                self.state_subdir(&path)?;
                 let line = text
                     .lines()
                     .find(|l| l.starts_with("tokvault-pin"))
@@ -275,7 +278,7 @@ impl Store {
     /// A reader moves the pin forward only under the lock, and only if it
     /// is still behind: a stalled reader must not move it back.
     fn advance_pin_if_free(&self, opened: &Pin) -> Result<()> {
-        let Ok(_guard) = self.lock(Duration::ZERO) else {
+        let Ok(_guard) = self.lock_within(Duration::ZERO) else {
             return Ok(()); // a writer holds it and will move the pin itself
         };
         let status = Pin::classify(self.load_pin()?.as_ref(), opened);
@@ -316,16 +319,95 @@ impl Store {
 
     fn save_pin(&self, pin: &Pin) -> Result<()> {
         let path = self.pin_path();
-        ensure_private_dir(&parent_of(&path))?;
+        self.state_subdir(&path)?;
         let text = format!("# rollback pin for {}\n{pin}\n", self.path.display());
-        write_atomic(&path, text.as_bytes(), true)
+        fsio::write_atomic(&path, text.as_bytes(), true)
     }
 
-    /// Opens `bytes` with `keys` (prompting for a passphrase on a TTY when
-    /// identities did not match and the vault has a passphrase slot), then
-    /// checks the pin; a new or newer vault moves the pin.
-    pub(crate) fn open(&self, bytes: &[u8], keys: &mut Keys) -> Result<Vault> {
-        self.open_as(bytes, keys, true)
+    /// Opens the vault under the lock, prompting for a passphrase on a TTY
+    /// when identities did not match and the vault has a passphrase slot,
+    /// then checks the pin (a new or newer vault moves it). A rescue file
+    /// left by a failed write is put back first when it is newer.
+    pub(crate) fn open_locked(&self, guard: &LockGuard, keys: &mut Keys) -> Result<Vault> {
+        let Some(rescued) = self.read_rescue()? else {
+            let bytes = self.read()?;
+            return self.open_as(&bytes, keys, true);
+        };
+        let current = self
+            .read_optional()?
+            .map(|bytes| self.decrypt(&bytes, keys));
+        let candidate = match try_open(&rescued, keys) {
+            Ok(candidate) => candidate,
+            Err(error) => {
+                tracing::warn!(
+                    "the rescue file {} does not open with the keys given ({error}); it is left as it is",
+                    self.rescue_path().display()
+                );
+                return self.checked(current);
+            }
+        };
+        match &current {
+            Some(Ok(vault)) if vault.vault_id() != candidate.vault_id() => {
+                tracing::warn!(
+                    "the rescue file {} holds another vault than {}; it is left as it is",
+                    self.rescue_path().display(),
+                    self.path.display()
+                );
+                self.checked(current)
+            }
+            Some(Ok(vault)) if vault.generation() >= candidate.generation() => {
+                // Put back already (or overtaken): nothing left to rescue.
+                self.remove_rescue();
+                self.checked(current)
+            }
+            _ => {
+                self.check_pin(&candidate, true)
+                    .map_err(|e| CliError::new(e.exit, format!("the rescue file: {e}")))?;
+                self.restore(guard, &rescued, &candidate)?;
+                Ok(candidate)
+            }
+        }
+    }
+
+    /// Writes the rescued vault back in place of the vault.
+    fn restore(&self, guard: &LockGuard, rescued: &[u8], vault: &Vault) -> Result<()> {
+        let rescue = self.rescue_path();
+        self.replace(guard, rescued).map_err(|e| {
+            CliError::new(
+                Exit::NotSaved,
+                format!(
+                    "the rescue file {} holds newer tokens than {}, which cannot take them yet ({e}); \
+                     nothing was refreshed. Fix that (free space, permissions), then run again",
+                    rescue.display(),
+                    self.path.display()
+                ),
+            )
+        })?;
+        if let Err(e) = self.save_pin(&vault.pin()) {
+            tracing::warn!("the rollback pin was not moved: {e}");
+        }
+        self.remove_rescue();
+        tracing::warn!(
+            "{} was updated from the rescue file {} that a failed write left",
+            self.path.display(),
+            rescue.display()
+        );
+        Ok(())
+    }
+
+    /// `current` (the vault as read under the lock) after its pin check.
+    fn checked(&self, current: Option<Result<Vault>>) -> Result<Vault> {
+        let vault = match current {
+            Some(opened) => opened?,
+            // No vault file: say so as a read does.
+            None => {
+                return Err(self.read().err().unwrap_or_else(|| {
+                    CliError::failure("the vault appeared while it was being read; run again")
+                }));
+            }
+        };
+        self.check_pin(&vault, true)?;
+        Ok(vault)
     }
 
     /// For commands that read without the lock (`token` on a valid token,
@@ -333,8 +415,20 @@ impl Store {
     /// place and then moves the pin, so a reader can pair an old file with
     /// the new pin: when the open is refused, the file is read again and,
     /// if it changed, opened again. Such a reader moves the pin only if it
-    /// can take the lock at once (pins move under the lock).
+    /// can take the lock at once (pins move under the lock). A rescue file
+    /// is put back under the lock first; if it cannot be, its tokens are
+    /// read from it.
     pub(crate) fn read_and_open_unlocked(&self, keys: &mut Keys) -> Result<Vault> {
+        if self.rescue_path().exists() {
+            let opened = self.lock().and_then(|guard| self.open_locked(&guard, keys));
+            return match opened {
+                Err(error) if error.exit == Exit::NotSaved => {
+                    tracing::warn!("{error}");
+                    self.open_rescue_unlocked(keys)
+                }
+                other => other,
+            };
+        }
         let mut bytes = self.read()?;
         for _ in 0..5 {
             match self.open_as(&bytes, keys, false) {
@@ -351,17 +445,40 @@ impl Store {
         self.open_as(&bytes, keys, false)
     }
 
+    fn open_rescue_unlocked(&self, keys: &mut Keys) -> Result<Vault> {
+        let bytes = self.read_rescue()?.ok_or_else(|| {
+            CliError::failure("the rescue file disappeared while it was being read; run again")
+        })?;
+        let vault = self.decrypt(&bytes, keys)?;
+        let status = Pin::classify(self.load_pin()?.as_ref(), &vault.pin());
+        if !matches!(
+            status,
+            PinStatus::New | PinStatus::Newer { .. } | PinStatus::Same
+        ) {
+            return Err(CliError::untrusted(format!(
+                "the rescue file {} does not match the rollback pin of {}",
+                self.rescue_path().display(),
+                self.path.display()
+            )));
+        }
+        Ok(vault)
+    }
+
     fn open_as(&self, bytes: &[u8], keys: &mut Keys, locked: bool) -> Result<Vault> {
-        let vault = match try_open(bytes, keys) {
+        let vault = self.decrypt(bytes, keys)?;
+        self.check_pin(&vault, locked)?;
+        Ok(vault)
+    }
+
+    fn decrypt(&self, bytes: &[u8], keys: &mut Keys) -> Result<Vault> {
+        match try_open(bytes, keys) {
             Err(OpenError::CannotDecrypt(_)) if keys.can_prompt() && has_passphrase_slot(bytes) => {
                 keys.prompt_passphrase()?;
                 try_open(bytes, keys)
             }
             other => other,
         }
-        .map_err(|e| self.open_error(&e, keys))?;
-        self.check_pin(&vault, locked)?;
-        Ok(vault)
+        .map_err(|e| self.open_error(&e, keys))
     }
 
     fn open_error(&self, error: &OpenError, keys: &Keys) -> CliError {
@@ -408,6 +525,202 @@ impl Store {
             ),
         ))
     }
+
+    /// Replaces the vault with `bytes`: renamed into place, or (a mount
+    /// point, which rename cannot replace) written in place with the rescue
+    /// file as its journal until the write is whole.
+    fn replace(&self, _guard: &LockGuard, bytes: &[u8]) -> Result<()> {
+        self.warn_if_shared();
+        if !fsio::is_mount_point(&self.path) {
+            match fsio::write_atomic_io(&self.path, bytes, true, 0o600) {
+                Err(e) if fsio::is_busy(&e) => {}
+                other => return other.map_err(|e| CliError::io("cannot write", &self.path, &e)),
+            }
+        }
+        self.replace_in_place(bytes)
+    }
+
+    fn replace_in_place(&self, bytes: &[u8]) -> Result<()> {
+        self.write_rescue(bytes).map_err(|e| {
+            CliError::failure(format!(
+                "{} is a mount point, written in place only with a copy in the rescue file, which failed: {e}",
+                self.path.display()
+            ))
+        })?;
+        fsio::write_in_place(&self.path, bytes)
+            .map_err(|e| CliError::io("cannot write (in place)", &self.path, &e))?;
+        self.remove_rescue();
+        Ok(())
+    }
+
+    fn warn_if_shared(&self) {
+        if let Ok(metadata) = std::fs::metadata(&self.path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %self.path.display(), "the vault was readable by group or others; the new file is 0600");
+        }
+    }
+}
+
+/// Where a save went.
+#[derive(Debug)]
+pub(crate) enum Saved {
+    /// Into the vault.
+    Vault,
+    /// Into the rescue file at this path: the vault could not be written.
+    Rescue(PathBuf),
+}
+
+/// The error of a command whose change went to the rescue file.
+pub(crate) fn rescued_error(store: &Store, rescue: &Path) -> CliError {
+    CliError::new(
+        Exit::NotSaved,
+        format!(
+            "{} could not be written; the new tokens were saved in the rescue file {} instead, \
+             and the next tokvault command that opens the vault puts them back. Fix the cause \
+             (see the error above: free space, permissions), then run `tokvault list`",
+            store.path.display(),
+            rescue.display()
+        ),
+    )
+}
+
+/// Saves a vault whose tokens a server may already have rotated: into
+/// space reserved before the first token request when there is some, and
+/// into the rescue file when the vault cannot be written.
+pub(crate) struct Saver<'s> {
+    store: &'s Store,
+    if_fails: IfWriteFails,
+    reservation: Option<Reservation>,
+    /// Room kept beyond the vault's size for what the answers add.
+    slack: u64,
+    /// Once one save went to the rescue file, the later ones go there too.
+    rescued: Option<PathBuf>,
+}
+
+impl<'s> Saver<'s> {
+    pub(crate) fn new(store: &'s Store, if_fails: IfWriteFails) -> Self {
+        Self {
+            store,
+            if_fails,
+            reservation: None,
+            slack: 0,
+            rescued: None,
+        }
+    }
+
+    /// Before the first token request: takes the space the first save needs
+    /// (the vault's size plus `slack`), so that a full disk or a quota
+    /// stops the run before any token is rotated. A vault that is a mount
+    /// point is checked writable in place instead.
+    pub(crate) fn reserve(&mut self, _guard: &LockGuard, vault_len: u64, slack: u64) -> Result<()> {
+        self.slack = slack;
+        let path = &self.store.path;
+        if fsio::is_mount_point(path) {
+            fsio::check_writable_in_place(path).map_err(|e| {
+                CliError::io(
+                    "nothing was refreshed: the vault cannot be written",
+                    path,
+                    &e,
+                )
+            })?;
+            return Ok(());
+        }
+        let size = vault_len + slack;
+        let reservation = Reservation::new(path, size).map_err(|e| {
+            CliError::new(
+                Exit::Temporary,
+                format!(
+                    "nothing was refreshed: cannot reserve {size} bytes beside {} for the refreshed \
+                     vault ({e}); free space (or raise the quota) in {}, then run again",
+                    path.display(),
+                    fsio::parent_of(path).display()
+                ),
+            )
+        })?;
+        self.reservation = Some(reservation);
+        Ok(())
+    }
+
+    /// Where the saves went when not into the vault.
+    pub(crate) fn rescued(&self) -> Option<&Path> {
+        self.rescued.as_deref()
+    }
+
+    /// Seals `vault` and writes it; moves the pin.
+    pub(crate) fn save(&mut self, guard: &LockGuard, vault: &mut Vault) -> Result<Saved> {
+        let bytes = vault
+            .seal(crate::refresh::unix_now())
+            .map_err(|e| CliError::failure(format!("cannot encrypt the vault: {e}")))?;
+        if self.rescued.is_none() {
+            match self.write(guard, &bytes) {
+                Ok(()) => {
+                    if let Err(e) = self.store.save_pin(&vault.pin()) {
+                        tracing::warn!("the rollback pin was not moved: {e}");
+                    }
+                    self.reserve_next(bytes.len() as u64);
+                    return Ok(Saved::Vault);
+                }
+                Err(error) if self.if_fails == IfWriteFails::Rescue => {
+                    tracing::error!("{error}");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match self.store.write_rescue(&bytes) {
+            Ok(path) => {
+                self.rescued = Some(path.clone());
+                Ok(Saved::Rescue(path))
+            }
+            Err(error) => Err(CliError::new(
+                Exit::NotSaved,
+                format!(
+                    "the refreshed tokens could not be saved: neither {} nor the rescue file could be \
+                     written ({error}). Records whose provider rotates refresh tokens will need \
+                     `tokvault login NAME --again`",
+                    self.store.path.display()
+                ),
+            )),
+        }
+    }
+
+    fn write(&mut self, guard: &LockGuard, bytes: &[u8]) -> Result<()> {
+        let path = &self.store.path;
+        match self.reservation.take() {
+            Some(reservation) => {
+                self.store.warn_if_shared();
+                match reservation.commit(path, bytes) {
+                    Ok(()) => Ok(()),
+                    Err(e) if fsio::is_busy(&e) => self.store.replace_in_place(bytes),
+                    Err(e) => Err(CliError::io("cannot write", path, &e)),
+                }
+            }
+            None => self.store.replace(guard, bytes),
+        }
+    }
+
+    /// Space for the next save of this run; without it the next save still
+    /// tries, with the rescue file behind it.
+    fn reserve_next(&mut self, vault_len: u64) {
+        if self.slack == 0 || fsio::is_mount_point(&self.store.path) {
+            return;
+        }
+        match Reservation::new(&self.store.path, vault_len + self.slack) {
+            Ok(reservation) => self.reservation = Some(reservation),
+            Err(e) => tracing::warn!(
+                "cannot reserve space for the next save beside {} ({e})",
+                self.store.path.display()
+            ),
+        }
+    }
+
+    /// Whether the next save has its space (or needs none).
+    pub(crate) fn has_room(&self) -> bool {
+        self.rescued.is_none()
+            && (self.slack == 0
+                || self.reservation.is_some()
+                || fsio::is_mount_point(&self.store.path))
+    }
 }
 
 fn try_open(bytes: &[u8], keys: &Keys) -> std::result::Result<Vault, OpenError> {
@@ -423,50 +736,4 @@ fn has_passphrase_slot(bytes: &[u8]) -> bool {
                 .any(|s| matches!(s, vault_format::Slot::Passphrase(_)))
         })
         .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file_aged(dir: &Path, name: &str, age: Duration) -> PathBuf {
-        let path = dir.join(name);
-        let file = File::create(&path).expect("create");
-        let at = std::time::SystemTime::now()
-            .checked_sub(age)
-            .expect("a time in the past");
-        file.set_modified(at).expect("set mtime");
-        path
-    }
-
-    #[test]
-    fn a_write_removes_what_killed_writers_of_that_file_left_behind() {
-        // Found by scripts/reliability: after 3,000 kills, 256 temp files
-        // of pins and health files and 3 writability probes were left.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let old = Duration::from_secs(3600);
-        let abandoned = file_aged(dir.path(), ".pin.tmp-abandoned", old);
-        let in_flight = file_aged(dir.path(), ".pin.tmp-in-flight", Duration::ZERO);
-        let other_file = file_aged(dir.path(), ".health.tmp-old", old);
-        let probe = file_aged(dir.path(), ".tokvault-probe-old", old);
-        write_atomic(&dir.path().join("pin"), b"pinned", true).expect("write");
-        assert!(
-            !abandoned.exists(),
-            "an hour-old temp file of the same file stays"
-        );
-        assert!(in_flight.exists(), "a temp file being written was removed");
-        assert!(other_file.exists(), "another file's temp file was removed");
-        assert_eq!(
-            std::fs::read(dir.path().join("pin")).expect("read"),
-            b"pinned"
-        );
-
-        let store = Store::new(
-            dir.path().join("vault.tokvault"),
-            dir.path().join("state"),
-            false,
-        );
-        store.check_writable().expect("writable");
-        assert!(!probe.exists(), "an hour-old probe stays");
-    }
 }

@@ -82,7 +82,7 @@ pub use outcome::{
     TransientFailure, TransientKind,
 };
 pub use policy::{DEFAULT_MIN_VALIDITY, RefreshNeed, records_to_refresh, refresh_need};
-pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy};
+pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy, SendWindow};
 pub use request::{OAuthClient, RefreshRequest};
 pub use response::{TokenHttpResponse, classify_response};
 pub use sanitize::{MAX_DESCRIPTION_BYTES, MAX_DESCRIPTION_CHARS, MAX_ERROR_CODE_CHARS};

@@ -231,6 +231,9 @@ pub enum TransientKind {
     /// The server answered with a status meaning "later": 408, 429, 5xx, or
     /// an OAuth `server_error` / `temporarily_unavailable`.
     Status(u16),
+    /// Not sent: the batch's time to send had run out (or it was closed),
+    /// so the record is left for the next run.
+    NotSent,
 }
 
 impl fmt::Display for TransientFailure {
@@ -239,6 +242,9 @@ impl fmt::Display for TransientFailure {
             TransientKind::Connect => f.write_str("could not connect to the token endpoint")?,
             TransientKind::Timeout => f.write_str("the token endpoint timed out")?,
             TransientKind::Network => f.write_str("the connection to the token endpoint broke")?,
+            TransientKind::NotSent => {
+                f.write_str("not sent: the run's time for token requests was up")?;
+            }
             TransientKind::Status(status) => {
                 write!(f, "the token endpoint is unavailable (HTTP {status})")?;
             }

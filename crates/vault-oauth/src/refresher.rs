@@ -1,9 +1,11 @@
 //! Refreshing: one attempt, retries with backoff for transient failures,
 //! and many records at once over pooled connections.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 
 use crate::http::{Exchange, Http, HttpConfig, HttpSetupError};
 use crate::outcome::{Misconfiguration, RefreshOutcome, ResponseProblem, TransientFailure};
@@ -64,6 +66,73 @@ impl RetryPolicy {
     }
 }
 
+/// When a batch may still send token requests: until a deadline (so that a
+/// run, and the stop signals its caller holds meanwhile, end in a known
+/// time), and until its caller closes it (say, when the answers can no
+/// longer be saved). A request is never cut short by the window: an attempt
+/// starts only when its whole timeout fits before the deadline.
+#[derive(Clone, Debug)]
+pub struct SendWindow {
+    deadline: Option<(Instant, Duration)>,
+    closed: Arc<AtomicBool>,
+}
+
+impl SendWindow {
+    /// No deadline; open until closed.
+    pub fn unbounded() -> Self {
+        Self {
+            deadline: None,
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Open for `length` from now. A window shorter than the request
+    /// timeout shortens the timeout of the attempts it admits instead.
+    pub fn for_duration(length: Duration) -> Self {
+        Self {
+            deadline: Some((Instant::now() + length, length)),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// No attempt starts after this (attempts under way go on).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the window was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The time limit of an attempt starting now, or `None` when no attempt
+    /// may start ([`SendWindow::admit_after`]).
+    fn admit(&self, timeout: Duration) -> Option<Duration> {
+        self.admit_after(Duration::ZERO, timeout)
+    }
+
+    /// The time limit of an attempt that would start after `delay`: its
+    /// whole `timeout` when that fits before the deadline; in a window
+    /// shorter than `timeout`, whatever is left of it; else `None` (as when
+    /// closed).
+    fn admit_after(&self, delay: Duration, timeout: Duration) -> Option<Duration> {
+        if self.is_closed() {
+            return None;
+        }
+        let Some((deadline, length)) = self.deadline else {
+            return Some(timeout);
+        };
+        let left = deadline.saturating_duration_since(Instant::now() + delay);
+        if left >= timeout {
+            Some(timeout)
+        } else if length < timeout && !left.is_zero() {
+            Some(left)
+        } else {
+            None
+        }
+    }
+}
+
 /// Settings of a [`Refresher`].
 #[derive(Clone, Debug)]
 pub struct RefresherConfig {
@@ -102,6 +171,7 @@ pub struct Refresher {
     http: Http,
     retry: RetryPolicy,
     concurrency: usize,
+    request_timeout: Duration,
 }
 
 impl Refresher {
@@ -111,6 +181,7 @@ impl Refresher {
             http: Http::new(&config.http)?,
             retry: config.retry,
             concurrency: config.concurrency.max(1),
+            request_timeout: config.http.request_timeout,
         })
     }
 
@@ -177,12 +248,46 @@ impl Refresher {
     /// servers with a reuse grace period accept it, so retrying never makes
     /// things worse than not retrying.
     pub async fn refresh(&self, request: &RefreshRequest) -> RefreshReport {
+        self.refresh_within(request, &SendWindow::unbounded()).await
+    }
+
+    /// [`Refresher::refresh`], starting attempts only while `window` admits
+    /// them. Not sent at all: a transient [`TransientKind::NotSent`] with
+    /// no attempt.
+    ///
+    /// [`TransientKind::NotSent`]: crate::TransientKind::NotSent
+    pub async fn refresh_within(
+        &self,
+        request: &RefreshRequest,
+        window: &SendWindow,
+    ) -> RefreshReport {
         let started = Instant::now();
         let mut waited = Duration::ZERO;
         let mut attempts = 0;
+        let mut last = None;
         loop {
+            let Some(limit) = window.admit(self.request_timeout) else {
+                return RefreshReport {
+                    outcome: last.unwrap_or_else(|| {
+                        RefreshOutcome::Transient(TransientFailure {
+                            kind: crate::TransientKind::NotSent,
+                            error: None,
+                            retry_after: None,
+                        })
+                    }),
+                    attempts,
+                    waited,
+                };
+            };
             attempts += 1;
-            let outcome = self.attempt(request).await;
+            let outcome = match tokio::time::timeout(limit, self.attempt(request)).await {
+                Ok(outcome) => outcome,
+                Err(_) => RefreshOutcome::Transient(TransientFailure {
+                    kind: crate::TransientKind::Timeout,
+                    error: None,
+                    retry_after: None,
+                }),
+            };
             tracing::debug!(
                 record = request.name(),
                 attempt = attempts,
@@ -207,7 +312,9 @@ impl Refresher {
                 .retry
                 .backoff(attempts + 1)
                 .max(failure.retry_after.unwrap_or_default());
-            if started.elapsed() + delay > self.retry.max_elapsed {
+            if started.elapsed() + delay > self.retry.max_elapsed
+                || window.admit_after(delay, self.request_timeout).is_none()
+            {
                 return RefreshReport {
                     outcome,
                     attempts,
@@ -221,7 +328,24 @@ impl Refresher {
             );
             tokio::time::sleep(delay).await;
             waited += delay;
+            last = Some(outcome);
         }
+    }
+
+    /// Refreshes many records, at most `concurrency` at a time over one
+    /// connection pool, within `window`. Each report comes as soon as its
+    /// refresh ends, with the index of its request, so that the caller can
+    /// save a rotated refresh token without waiting for the slowest record.
+    pub fn refresh_each<'a>(
+        &'a self,
+        requests: &'a [RefreshRequest],
+        window: &'a SendWindow,
+    ) -> impl Stream<Item = (usize, RefreshReport)> + 'a {
+        futures_util::stream::iter(requests.iter().enumerate())
+            .map(move |(index, request)| async move {
+                (index, self.refresh_within(request, window).await)
+            })
+            .buffer_unordered(self.concurrency)
     }
 
     /// Refreshes many records, at most `concurrency` at a time over one

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use vault_format::{ClientAuth, RefreshClass};
 use vault_oauth::{
-    HttpConfig, Misconfiguration, RefreshOutcome, ResponseProblem, TransientFailure, TransientKind,
+    HttpConfig, Misconfiguration, RefreshOutcome, ResponseProblem, SendWindow, TransientFailure,
+    TransientKind,
 };
 
 use crate::common::{fast_retry, refresh_record, refresher, refresher_with, request};
@@ -494,4 +496,125 @@ async fn many_records_share_a_pool_with_bounded_concurrency_and_keep_their_order
         connections <= 6,
         "connections are pooled and reused, saw {connections} for 40 requests"
     );
+}
+
+/// Two records: index 0 at a path that never answers, index 1 at one that
+/// answers at once.
+fn slow_and_fast(server: &FaultServer) -> Vec<vault_format::Record> {
+    ["/slow", "/fast"]
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            refresh_record(
+                &format!("r{i}"),
+                &server.url(path),
+                "c",
+                None,
+                ClientAuth::None,
+                &format!("rt{i}"),
+            )
+        })
+        .collect()
+}
+
+async fn stall_slow_answer_fast() -> FaultServer {
+    FaultServer::with(|received| {
+        if received.head.starts_with("POST /slow") {
+            Action::Stall
+        } else {
+            Action::token("fast")
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn each_report_comes_when_its_refresh_ends_not_after_the_slowest() {
+    let server = stall_slow_answer_fast().await;
+    let records = slow_and_fast(&server);
+    let requests: Vec<_> = records.iter().map(request).collect();
+    let refresher = refresher(fast_retry(1));
+    let window = SendWindow::for_duration(Duration::from_secs(2));
+    let reports: Vec<_> = refresher.refresh_each(&requests, &window).collect().await;
+    let order: Vec<usize> = reports.iter().map(|(i, _)| *i).collect();
+    assert_eq!(order, [1, 0], "the fast record's report came first");
+    assert!(matches!(reports[0].1.outcome, RefreshOutcome::Refreshed(_)));
+    // The window (2 s) is shorter than the request timeout (30 s): the
+    // stalled attempt was cut at the window's end, and not retried.
+    let (_, slow) = &reports[1];
+    assert!(
+        matches!(
+            slow.outcome,
+            RefreshOutcome::Transient(TransientFailure {
+                kind: TransientKind::Timeout,
+                ..
+            })
+        ),
+        "{:?}",
+        slow.outcome
+    );
+    assert_eq!(slow.attempts, 1);
+}
+
+#[tokio::test]
+async fn a_closed_window_sends_nothing_and_says_so() {
+    let server = stall_slow_answer_fast().await;
+    let records = slow_and_fast(&server);
+    let requests: Vec<_> = records.iter().map(request).collect();
+    let refresher = refresher(fast_retry(3));
+    let window = SendWindow::unbounded();
+    window.close();
+    let reports: Vec<_> = refresher.refresh_each(&requests, &window).collect().await;
+    assert_eq!(reports.len(), 2);
+    for (_, report) in &reports {
+        assert_eq!(report.attempts, 0);
+        assert!(
+            matches!(
+                report.outcome,
+                RefreshOutcome::Transient(TransientFailure {
+                    kind: TransientKind::NotSent,
+                    ..
+                })
+            ),
+            "{:?}",
+            report.outcome
+        );
+        assert_eq!(report.outcome.class(), RefreshClass::Transient);
+    }
+    assert!(server.requests().is_empty(), "a request was sent");
+}
+
+#[tokio::test]
+async fn no_retry_starts_that_would_not_fit_in_the_window() {
+    // 503 at once, every time. Without a window this policy tries 3 times;
+    // in a 1.3 s window with a 1 s request timeout, a retry after a
+    // backoff of at least 0.4 s no longer fits, so the first answer stands.
+    let server = FaultServer::scripted(vec![Action::json(503, "")]).await;
+    let record = refresh_record(
+        "r",
+        &server.url("/token"),
+        "c",
+        None,
+        ClientAuth::None,
+        "rt",
+    );
+    let refresher = refresher_with(
+        vault_oauth::RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(800),
+            max_backoff: Duration::from_millis(800),
+            max_elapsed: Duration::from_secs(20),
+        },
+        HttpConfig {
+            request_timeout: Duration::from_secs(1),
+            ..HttpConfig::default()
+        },
+        16,
+    );
+    let window = SendWindow::for_duration(Duration::from_millis(1300));
+    let report = refresher.refresh_within(&request(&record), &window).await;
+    assert!(report.outcome.is_transient());
+    assert_eq!(report.attempts, 1, "{:?}", report.outcome);
+    assert_eq!(server.requests().len(), 1);
+    assert_eq!(report.waited, Duration::ZERO, "it slept for nothing");
 }
