@@ -132,6 +132,10 @@ pub(crate) struct MonitorArgs {
     /// environment (no secrets); its failure is logged, not fatal
     #[arg(long, env = "TOKVAULT_ON_REAUTH_NEEDED", value_name = "CMD")]
     pub(crate) on_reauth_needed: Option<String>,
+    /// How long the hook may run; then it is killed with everything it
+    /// started (its process group)
+    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
+    pub(crate) on_reauth_needed_timeout: Duration,
     /// Warn when a refresh token is at least this old (e.g. 6d for Google
     /// apps in Testing mode, whose refresh tokens die after 7 days)
     #[arg(long, env = "TOKVAULT_WARN_REFRESH_AGE", value_parser = parse_duration, value_name = "DURATION")]

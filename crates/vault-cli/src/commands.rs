@@ -520,7 +520,14 @@ fn refresh_command(
     crate::monitor::warn_refresh_age(selected, monitor.warn_refresh_age, now);
     crate::monitor::warn_transient_streaks(&health, monitor.warn_transient_failures, now);
     if let Some(command) = &monitor.on_reauth_needed {
-        crate::monitor::run_reauth_hook(command, &store, &run.vault, &run.results, &newly_rejected);
+        crate::monitor::run_reauth_hook(
+            command,
+            monitor.on_reauth_needed_timeout,
+            &store,
+            &run.vault,
+            &run.results,
+            &newly_rejected,
+        );
     }
     if let Some(path) = &monitor.metrics_file {
         let text = crate::monitor::render_metrics(&run.vault, &health, exit, now);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +16,6 @@ use crate::error::{CliError, Exit, Result};
 use crate::output::{class_label, refresh_token_issued_at};
 use crate::refresh::RecordResult;
 use crate::store::Store;
-
-/// How long an alert hook may run before it is killed.
-const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 const OUTCOMES: [RefreshClass; 4] = [
     RefreshClass::Refreshed,
@@ -231,6 +229,7 @@ pub(crate) fn warn_transient_streaks(health: &Health, threshold: u64, now: u64) 
 /// fatal.
 pub(crate) fn run_reauth_hook(
     command: &str,
+    timeout: Duration,
     store: &Store,
     vault: &Vault,
     results: &[RecordResult],
@@ -275,6 +274,9 @@ pub(crate) fn run_reauth_hook(
             .stdin(Stdio::null())
             // Its output goes to our stderr, never into refresh's stdout.
             .stdout(Stdio::from(std::io::stderr()))
+            // Its own process group, so that a timeout ends everything it
+            // started (a grandchild would keep our stderr open).
+            .process_group(0)
             .spawn();
         let mut child = match spawned {
             Ok(child) => child,
@@ -287,11 +289,11 @@ pub(crate) fn run_reauth_hook(
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() < HOOK_TIMEOUT => {
+                Ok(None) if started.elapsed() < timeout => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 _ => {
-                    let _ = child.kill();
+                    kill_group(&child);
                     let _ = child.wait();
                     break None;
                 }
@@ -306,10 +308,21 @@ pub(crate) fn run_reauth_hook(
             }
             None => tracing::error!(
                 record = %result.name,
-                "the --on-reauth-needed hook ran longer than {} s and was killed",
-                HOOK_TIMEOUT.as_secs()
+                "the --on-reauth-needed hook ran longer than {} s and was killed \
+                 (--on-reauth-needed-timeout)",
+                timeout.as_secs()
             ),
         }
+    }
+}
+
+/// SIGKILL to the hook's process group (its pid: it leads the group).
+fn kill_group(child: &std::process::Child) {
+    let group = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
     }
 }
 

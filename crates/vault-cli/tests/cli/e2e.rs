@@ -57,15 +57,22 @@ pub(crate) fn import_minted(
     sandbox: &Sandbox,
     name: &str,
 ) {
+    import_minted_at(rt, server, sandbox, name, &server.token_endpoint);
+}
+
+/// [`import_minted`] with another token endpoint (a proxy in front of the
+/// server).
+pub(crate) fn import_minted_at(
+    rt: &tokio::runtime::Runtime,
+    server: &OidcProvider,
+    sandbox: &Sandbox,
+    name: &str,
+    token_uri: &str,
+) {
     let minted = rt.block_on(server.mint(POST_CLIENT.0, "offline_access", 1));
     let file = sandbox.write(
         &format!("in/{name}.json"),
-        &google_token_json(
-            &server.token_endpoint,
-            POST_CLIENT.0,
-            POST_CLIENT.1,
-            &minted[0],
-        ),
+        &google_token_json(token_uri, POST_CLIENT.0, POST_CLIENT.1, &minted[0]),
     );
     sandbox
         .run(&["import", "--name", name, utf8(&file)])

@@ -11,6 +11,7 @@ mod e2e;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../../../vault-oauth/tests/it/fault_server.rs"]
 mod fault_server;
+mod grants;
 mod interop;
 mod login;
 mod monitoring;

@@ -26,6 +26,14 @@ pub(crate) enum Action {
     Truncate { declared: usize, body: Vec<u8> },
     /// A chunked body of `size` bytes without a Content-Length.
     ChunkedHuge { size: usize },
+    /// Forwards the request to `url` (a real server) and answers with its
+    /// status and body, the body passed through `rewrite`: a real server's
+    /// answers, mangled. (Used by the CLI tests.)
+    #[allow(dead_code)]
+    Forward {
+        url: String,
+        rewrite: fn(&str) -> String,
+    },
 }
 
 impl Action {
@@ -186,7 +194,7 @@ async fn serve(
         max_in_flight.fetch_max(now, Ordering::SeqCst);
         received.lock().expect("not poisoned").push(request.clone());
         let action = responder(&request);
-        let keep_open = respond(&mut stream, action).await;
+        let keep_open = respond(&mut stream, action, &request).await;
         in_flight.fetch_sub(1, Ordering::SeqCst);
         if !keep_open {
             return;
@@ -231,7 +239,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Writes the action's bytes; returns whether the connection stays usable.
-async fn respond(stream: &mut TcpStream, action: Action) -> bool {
+async fn respond(stream: &mut TcpStream, action: Action, request: &Received) -> bool {
     match action {
         Action::Respond {
             status,
@@ -247,7 +255,7 @@ async fn respond(stream: &mut TcpStream, action: Action) -> bool {
         }
         Action::Delayed(pause, action) => {
             tokio::time::sleep(pause).await;
-            Box::pin(respond(stream, *action)).await
+            Box::pin(respond(stream, *action, request)).await
         }
         Action::Stall => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -261,6 +269,11 @@ async fn respond(stream: &mut TcpStream, action: Action) -> bool {
             let _ = stream.write_all(&body).await;
             let _ = stream.shutdown().await;
             false
+        }
+        Action::Forward { url, rewrite } => {
+            let (status, body) = forward(&url, request).await;
+            let answer = Action::json(status, &rewrite(&body));
+            Box::pin(respond(stream, answer, request)).await
         }
         Action::ChunkedHuge { size } => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -283,4 +296,21 @@ async fn respond(stream: &mut TcpStream, action: Action) -> bool {
             false
         }
     }
+}
+
+/// POSTs `request`'s body to `url` with its content type and authorization.
+async fn forward(url: &str, request: &Received) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut post = client.post(url).body(request.body.clone());
+    for name in ["content-type", "authorization"] {
+        if let Some(value) = request.header(name) {
+            post = post.header(name, value);
+        }
+    }
+    let response = post.send().await.expect("the upstream server answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
