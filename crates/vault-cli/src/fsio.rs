@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek as _, SeekFrom, Write as _};
+use std::io::{Read, Write as _};
 use std::os::unix::ffi::OsStringExt as _;
 use std::os::unix::fs::{
     DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
@@ -401,26 +401,19 @@ pub(crate) fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
 }
 
 /// Space for the next version of a file, taken before anything that must
-/// not be lost is created (a token request): a temp file beside the target,
-/// filled to the expected size with incompressible bytes and fsynced, so a
-/// full disk or a quota shows now, not at the write. The write then reuses
-/// it. Removed if never used.
+/// not be lost is created (a token request): a ballast file beside the
+/// target, filled to the expected size with incompressible bytes and
+/// fsynced, so a full disk or a quota shows now, not at the write. Dropping
+/// it (when a write needs the room, or at the end) removes it.
 pub(crate) struct Reservation {
     temp: PathBuf,
-    file: Option<File>,
 }
 
 impl Reservation {
     pub(crate) fn new(target: &Path, size: u64) -> std::io::Result<Self> {
         let temp = parent_of(target).join(format!("{}{}", temp_prefix(target), random_suffix()));
-        let mut reservation = Self {
-            file: Some(create_private(&temp, 0o600)?),
-            temp,
-        };
-        let file = reservation
-            .file
-            .as_mut()
-            .ok_or(std::io::ErrorKind::NotFound)?;
+        let mut file = create_private(&temp, 0o600)?;
+        let reservation = Self { temp };
         // Random, so that a compressing file system cannot shrink it.
         let mut chunk = vec![0u8; 64 * 1024];
         let mut left = size;
@@ -433,32 +426,11 @@ impl Reservation {
         file.sync_all()?;
         Ok(reservation)
     }
-
-    /// Replaces `target` with `bytes` through the reserved file: write over
-    /// it, cut it to length, fsync, rename, fsync the directory.
-    pub(crate) fn commit(mut self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut file = self.file.take().ok_or(std::io::ErrorKind::NotFound)?;
-        let result = (|| {
-            file.seek(SeekFrom::Start(0))?;
-            file.write_all(bytes)?;
-            file.set_len(bytes.len() as u64)?;
-            file.sync_all()?;
-            drop(file);
-            std::fs::rename(&self.temp, target)?;
-            sync_dir(&parent_of(target))
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
-        result
-    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.temp);
-        }
+        let _ = std::fs::remove_file(&self.temp);
     }
 }
 
@@ -655,21 +627,18 @@ mod tests {
     }
 
     #[test]
-    fn a_reservation_is_used_by_its_write_or_removed() {
+    fn a_reservation_holds_its_space_until_dropped() {
         let dir = tempfile::tempdir().expect("temp dir");
         let target = dir.path().join("vault");
-        std::fs::write(&target, b"old").expect("write");
         let reservation = Reservation::new(&target, 100_000).expect("reserved");
         assert_eq!(crate_temp_files(dir.path()), 1);
-        reservation.commit(&target, b"new vault").expect("commit");
-        assert_eq!(std::fs::read(&target).expect("read"), b"new vault");
-        assert_eq!(crate_temp_files(dir.path()), 0);
-        drop(Reservation::new(&target, 10).expect("reserved"));
-        assert_eq!(
-            crate_temp_files(dir.path()),
-            0,
-            "an unused reservation stays"
-        );
+        let taken: u64 = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").metadata().expect("stat").len())
+            .sum();
+        assert_eq!(taken, 100_000);
+        drop(reservation);
+        assert_eq!(crate_temp_files(dir.path()), 0, "the reservation stays");
     }
 
     fn crate_temp_files(dir: &Path) -> usize {

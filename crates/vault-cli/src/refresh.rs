@@ -129,9 +129,10 @@ fn message_for(record: &Record, outcome: &RefreshOutcome, rotated: bool) -> Stri
 /// stop signals ends within systemd's default 90 s `TimeoutStopSec`.
 pub(crate) const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(75);
 
-/// Space kept per record due, beyond the vault's size, for what a token
-/// response adds (new tokens, status text): typical answers need far less.
-const SLACK_PER_RECORD: u64 = 8 * 1024;
+/// Space reserved beyond the vault's size before a run: 64 KiB, plus 1 KiB
+/// per record due for what its answer adds (a rotated token is about the
+/// size of the old one; status text is at most 1 KiB).
+const SLACK_PER_RECORD: u64 = 1024;
 const SLACK_BASE: u64 = 64 * 1024;
 
 /// What a refresh run covers.
@@ -199,7 +200,7 @@ pub(crate) fn run(
     if !requests.is_empty() {
         let vault_len = std::fs::metadata(&store.path).map_or(SLACK_BASE, |m| m.len());
         let slack = SLACK_BASE + SLACK_PER_RECORD * requests.len() as u64;
-        saver.reserve(guard, vault_len, slack)?;
+        saver.reserve(guard, vault_len + slack)?;
         let refresher = Refresher::new(RefresherConfig::default())
             .map_err(|e| CliError::failure(e.to_string()))?;
         let runtime = runtime()?;
@@ -228,7 +229,7 @@ pub(crate) fn run(
                 }
                 if tokens_changed {
                     applied.save(&mut saver, guard, &mut vault);
-                    if !saver.has_room() {
+                    if !saver.has_room(true) {
                         // Whatever comes next might not be saved: send no more.
                         window.close();
                     }
@@ -239,6 +240,8 @@ pub(crate) fn run(
     if applied.unsaved {
         applied.save(&mut saver, guard, &mut vault);
     }
+    let rescued = saver.rescued().map(Path::to_path_buf);
+    saver.finish();
     drop(held);
     if let Some(error) = applied.save_error {
         return Err(error);
@@ -271,7 +274,7 @@ pub(crate) fn run(
         vault,
         results,
         wrote: applied.wrote,
-        rescued: saver.rescued().map(Path::to_path_buf),
+        rescued,
     })
 }
 

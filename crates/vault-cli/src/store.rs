@@ -173,7 +173,9 @@ impl Store {
         let mut vault = self.open_locked(&guard, keys)?;
         let value = change(&mut vault)?;
         let mut saver = Saver::new(self, if_fails);
-        match saver.save(&guard, &mut vault)? {
+        let saved = saver.save(&guard, &mut vault)?;
+        saver.finish();
+        match saved {
             Saved::Vault => Ok(value),
             Saved::Rescue(path) => Err(rescued_error(self, &path)),
         }
@@ -585,17 +587,18 @@ pub(crate) fn rescued_error(store: &Store, rescue: &Path) -> CliError {
     )
 }
 
-/// Saves a vault whose tokens a server may already have rotated: into
-/// space reserved before the first token request when there is some, and
-/// into the rescue file when the vault cannot be written.
+/// Saves a vault whose tokens a server may already have rotated. Space
+/// taken before the first token request (a ballast file beside the vault)
+/// is released when a save needs it, and what the vault cannot take goes to
+/// the rescue file. The pin moves once, when the run is done ([`Saver::finish`]).
 pub(crate) struct Saver<'s> {
     store: &'s Store,
     if_fails: IfWriteFails,
-    reservation: Option<Reservation>,
-    /// Room kept beyond the vault's size for what the answers add.
-    slack: u64,
+    ballast: Option<Reservation>,
     /// Once one save went to the rescue file, the later ones go there too.
     rescued: Option<PathBuf>,
+    /// The pin of the last vault written, moved by `finish`.
+    pin: Option<Pin>,
 }
 
 impl<'s> Saver<'s> {
@@ -603,18 +606,17 @@ impl<'s> Saver<'s> {
         Self {
             store,
             if_fails,
-            reservation: None,
-            slack: 0,
+            ballast: None,
             rescued: None,
+            pin: None,
         }
     }
 
-    /// Before the first token request: takes the space the first save needs
-    /// (the vault's size plus `slack`), so that a full disk or a quota
-    /// stops the run before any token is rotated. A vault that is a mount
-    /// point is checked writable in place instead.
-    pub(crate) fn reserve(&mut self, _guard: &LockGuard, vault_len: u64, slack: u64) -> Result<()> {
-        self.slack = slack;
+    /// Before the first token request: takes `size` bytes beside the vault
+    /// (written in full and fsynced), so that a full disk or a quota stops
+    /// the run before any token is rotated. A vault that is a mount point
+    /// is checked writable in place instead.
+    pub(crate) fn reserve(&mut self, _guard: &LockGuard, size: u64) -> Result<()> {
         let path = &self.store.path;
         if fsio::is_mount_point(path) {
             fsio::check_writable_in_place(path).map_err(|e| {
@@ -626,8 +628,7 @@ impl<'s> Saver<'s> {
             })?;
             return Ok(());
         }
-        let size = vault_len + slack;
-        let reservation = Reservation::new(path, size).map_err(|e| {
+        let ballast = Reservation::new(path, size).map_err(|e| {
             CliError::new(
                 Exit::Temporary,
                 format!(
@@ -638,7 +639,7 @@ impl<'s> Saver<'s> {
                 ),
             )
         })?;
-        self.reservation = Some(reservation);
+        self.ballast = Some(ballast);
         Ok(())
     }
 
@@ -647,7 +648,7 @@ impl<'s> Saver<'s> {
         self.rescued.as_deref()
     }
 
-    /// Seals `vault` and writes it; moves the pin.
+    /// Seals `vault` and writes it (or, failing that, the rescue file).
     pub(crate) fn save(&mut self, guard: &LockGuard, vault: &mut Vault) -> Result<Saved> {
         let bytes = vault
             .seal(crate::refresh::unix_now())
@@ -655,10 +656,7 @@ impl<'s> Saver<'s> {
         if self.rescued.is_none() {
             match self.write(guard, &bytes) {
                 Ok(()) => {
-                    if let Err(e) = self.store.save_pin(&vault.pin()) {
-                        tracing::warn!("the rollback pin was not moved: {e}");
-                    }
-                    self.reserve_next(bytes.len() as u64);
+                    self.pin = Some(vault.pin());
                     return Ok(Saved::Vault);
                 }
                 Err(error) if self.if_fails == IfWriteFails::Rescue => {
@@ -684,42 +682,32 @@ impl<'s> Saver<'s> {
         }
     }
 
+    /// Writes the vault; when that fails and space was reserved, releases
+    /// it and tries once more.
     fn write(&mut self, guard: &LockGuard, bytes: &[u8]) -> Result<()> {
-        let path = &self.store.path;
-        match self.reservation.take() {
-            Some(reservation) => {
-                self.store.warn_if_shared();
-                match reservation.commit(path, bytes) {
-                    Ok(()) => Ok(()),
-                    Err(e) if fsio::is_busy(&e) => self.store.replace_in_place(bytes),
-                    Err(e) => Err(CliError::io("cannot write", path, &e)),
-                }
+        match self.store.replace(guard, bytes) {
+            Err(error) if self.ballast.is_some() => {
+                tracing::warn!("{error}; releasing the space reserved for it and trying again");
+                drop(self.ballast.take());
+                self.store.replace(guard, bytes)
             }
-            None => self.store.replace(guard, bytes),
+            other => other,
         }
     }
 
-    /// Space for the next save of this run; without it the next save still
-    /// tries, with the rescue file behind it.
-    fn reserve_next(&mut self, vault_len: u64) {
-        if self.slack == 0 || fsio::is_mount_point(&self.store.path) {
-            return;
-        }
-        match Reservation::new(&self.store.path, vault_len + self.slack) {
-            Ok(reservation) => self.reservation = Some(reservation),
-            Err(e) => tracing::warn!(
-                "cannot reserve space for the next save beside {} ({e})",
-                self.store.path.display()
-            ),
-        }
+    /// Whether a next save still has its space: none went to the rescue
+    /// file, and the reserved space, if any was taken, is still there.
+    pub(crate) fn has_room(&self, reserved: bool) -> bool {
+        self.rescued.is_none() && (!reserved || self.ballast.is_some())
     }
 
-    /// Whether the next save has its space (or needs none).
-    pub(crate) fn has_room(&self) -> bool {
-        self.rescued.is_none()
-            && (self.slack == 0
-                || self.reservation.is_some()
-                || fsio::is_mount_point(&self.store.path))
+    /// Moves the rollback pin to the last vault written.
+    pub(crate) fn finish(self) {
+        if let Some(pin) = &self.pin
+            && let Err(e) = self.store.save_pin(pin)
+        {
+            tracing::warn!("the rollback pin was not moved: {e}");
+        }
     }
 }
 

@@ -301,7 +301,7 @@ fn a_write_that_fails_after_a_rotation_keeps_the_tokens_in_a_rescue_file() {
     let rounds = rounds();
     let (mut rescued, mut sent_while_full) = (0, 0);
     for round in 0..rounds {
-        // Room for the reservation (the vault, 64 KiB, 8 KiB a record) and
+        // Room for the reservation (the vault, 64 KiB, 1 KiB a record) and
         // a little more, not for a vault that grows by 120 KB.
         let vault_len = std::fs::metadata(&vault).expect("stat").len();
         let filler = fill(vault.parent().expect("dir"), vault_len + 96 * 1024);
