@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use vault_format::{KdfParams, Record, SecretString, Slot, SlotSpec, Vault, check_endpoint};
+use vault_format::{
+    KdfParams, Record, RefreshClass, SecretString, Slot, SlotSpec, Vault, check_endpoint,
+};
 use vault_oauth::{GoogleExportError, RefreshRequest, TokenFile, TokenFileError, refresh_need};
 use zeroize::Zeroizing;
 
@@ -542,7 +544,7 @@ fn refresh_command(
             .map(|r| {
                 json!({
                     "name": r.name,
-                    "outcome": r.class.map_or("fresh", output::class_label),
+                    "outcome": r.class.map_or("fresh", RefreshClass::as_str),
                     "error_code": r.error_code,
                     "message": r.message,
                     "attempts": r.attempts,
@@ -768,10 +770,7 @@ fn rekey(
                 recipients.push(r);
             }
         }
-        let had_passphrase = vault
-            .slots()
-            .iter()
-            .any(|s| matches!(s, Slot::Passphrase(_)));
+        let had_passphrase = vault.has_passphrase_slot();
         let passphrase = if args.passphrase {
             Some(keys::new_passphrase(global)?)
         } else if had_passphrase && !remove_passphrase {

@@ -13,16 +13,9 @@ use serde_json::{Value, json};
 use vault_format::{Record, RefreshClass, Vault};
 
 use crate::error::{CliError, Exit, Result};
-use crate::output::{class_label, refresh_token_issued_at};
+use crate::output::refresh_token_issued_at;
 use crate::refresh::RecordResult;
 use crate::store::Store;
-
-const OUTCOMES: [RefreshClass; 4] = [
-    RefreshClass::Refreshed,
-    RefreshClass::ReauthorizationRequired,
-    RefreshClass::Misconfigured,
-    RefreshClass::Transient,
-];
 
 /// One record's history across runs. Transient failures never change the
 /// vault (it stays byte-identical), so their streak lives here.
@@ -42,10 +35,6 @@ pub(crate) struct Health {
     pub(crate) records: BTreeMap<String, RecordHealth>,
 }
 
-fn class_from_label(label: &str) -> Option<RefreshClass> {
-    OUTCOMES.into_iter().find(|c| class_label(*c) == label)
-}
-
 impl Health {
     fn parse(text: &str) -> Self {
         let mut health = Self::default();
@@ -58,8 +47,8 @@ impl Health {
         for (name, entry) in records {
             let number = |key: &str| entry.get(key).and_then(Value::as_u64);
             let mut outcomes = BTreeMap::new();
-            for class in OUTCOMES {
-                let label = class_label(class);
+            for class in RefreshClass::ALL {
+                let label = class.as_str();
                 if let Some(n) = entry["outcomes"].get(label).and_then(Value::as_u64) {
                     outcomes.insert(label, n);
                 }
@@ -68,7 +57,9 @@ impl Health {
                 name.clone(),
                 RecordHealth {
                     last_attempt_at: number("last_attempt_at"),
-                    last_outcome: entry["last_outcome"].as_str().and_then(class_from_label),
+                    last_outcome: entry["last_outcome"]
+                        .as_str()
+                        .and_then(RefreshClass::from_label),
                     transient_in_a_row: number("transient_in_a_row").unwrap_or(0),
                     failing_since: number("failing_since"),
                     reauthorization_needed_since: number("reauthorization_needed_since"),
@@ -88,7 +79,7 @@ impl Health {
                     name.clone(),
                     json!({
                         "last_attempt_at": h.last_attempt_at,
-                        "last_outcome": h.last_outcome.map(class_label),
+                        "last_outcome": h.last_outcome.map(RefreshClass::as_str),
                         "transient_in_a_row": h.transient_in_a_row,
                         "failing_since": h.failing_since,
                         "reauthorization_needed_since": h.reauthorization_needed_since,
@@ -112,7 +103,7 @@ impl Health {
             let entry = self.records.entry(result.name.clone()).or_default();
             entry.last_attempt_at = Some(now);
             entry.last_outcome = Some(class);
-            *entry.outcomes.entry(class_label(class)).or_insert(0) += 1;
+            *entry.outcomes.entry(class.as_str()).or_insert(0) += 1;
             if class == RefreshClass::Transient {
                 entry.transient_in_a_row += 1;
                 entry.failing_since.get_or_insert(now);
@@ -386,12 +377,12 @@ pub(crate) fn render_metrics(vault: &Vault, health: &Health, exit: Exit, now: u6
             .last_outcome
             .or(record.last_refresh.as_ref().map(|s| s.class));
         if let Some(last_class) = last_class {
-            for class in OUTCOMES {
+            for class in RefreshClass::ALL {
                 outcome_now.push((
                     format!(
                         "{{record=\"{}\",outcome=\"{}\"}}",
                         label(&record.name),
-                        class_label(class)
+                        class.as_str()
                     ),
                     if class == last_class { 1.0 } else { 0.0 },
                 ));
@@ -404,8 +395,8 @@ pub(crate) fn render_metrics(vault: &Vault, health: &Health, exit: Exit, now: u6
             age.push((of(&record.name), now.saturating_sub(issued) as f64));
         }
         streak.push((of(&record.name), h.transient_in_a_row as f64));
-        for class in OUTCOMES {
-            let label_text = class_label(class);
+        for class in RefreshClass::ALL {
+            let label_text = class.as_str();
             totals.push((
                 format!(
                     "{{record=\"{}\",outcome=\"{label_text}\"}}",

@@ -1,7 +1,7 @@
 //! Human and JSON renderings of records (never a secret).
 
 use serde_json::{Value, json};
-use vault_format::{Credential, Record, RefreshClass};
+use vault_format::{Credential, Record};
 
 /// `45s`, `12m`, `3h 5m`, `2d 4h`.
 pub(crate) fn human_duration(seconds: u64) -> String {
@@ -10,15 +10,6 @@ pub(crate) fn human_duration(seconds: u64) -> String {
         s if s < 3600 => format!("{}m", s / 60),
         s if s < 86_400 => format!("{}h {}m", s / 3600, s / 60 % 60),
         s => format!("{}d {}h", s / 86_400, s / 3600 % 24),
-    }
-}
-
-pub(crate) fn class_label(class: RefreshClass) -> &'static str {
-    match class {
-        RefreshClass::Refreshed => "refreshed",
-        RefreshClass::ReauthorizationRequired => "reauthorization-required",
-        RefreshClass::Misconfigured => "misconfigured",
-        RefreshClass::Transient => "transient",
     }
 }
 
@@ -61,7 +52,7 @@ pub(crate) fn record_json(record: &Record, now: u64) -> Value {
         "refresh_token_age_seconds": refresh_token_issued_at(record).map(|at| now.saturating_sub(at)),
         "last_refresh": record.last_refresh.as_ref().map(|s| json!({
             "at": s.at,
-            "outcome": class_label(s.class),
+            "outcome": s.class.as_str(),
             "error_code": s.error_code,
             "error_description": s.error_description,
         })),
@@ -84,7 +75,7 @@ pub(crate) fn list_text(records: &[Record], now: u64) -> String {
             |s| {
                 format!(
                     "{} {} ago",
-                    class_label(s.class),
+                    s.class.as_str(),
                     human_duration(now.saturating_sub(s.at))
                 )
             },

@@ -322,7 +322,7 @@ impl Applied {
         };
         let message = message_for(record, &outcome, rotated);
         let error_code = outcome.server_error().map(|e| e.code.clone());
-        let outcome_label = crate::output::class_label(class);
+        let outcome_label = class.as_str();
         // Info for every outcome: the result lines on stdout already show
         // failures to people; JSON logs carry each refresh for collectors.
         tracing::info!(

@@ -297,25 +297,21 @@ impl Store {
         header: &vault_format::Header,
         mac: &[u8; 32],
     ) -> Result<String> {
-        let Some(pin) = self.load_pin()? else {
-            return Ok("none (not opened here before)".to_owned());
-        };
-        Ok(if pin.vault_id != header.vault_id {
-            "DIFFERENT VAULT than the one pinned for this path".to_owned()
-        } else if header.generation > pin.generation {
-            format!("newer than the pinned generation {}", pin.generation)
-        } else if header.generation < pin.generation {
-            format!(
-                "OLDER than the pinned generation {}: rollback",
-                pin.generation
-            )
-        } else if pin.header_mac == *mac {
-            "agrees".to_owned()
-        } else {
-            format!(
-                "DIFFERS from the pinned generation {}: fork",
-                pin.generation
-            )
+        let stored = self.load_pin()?;
+        Ok(match Pin::classify_header(stored.as_ref(), header, mac) {
+            PinStatus::New => "none (not opened here before)".to_owned(),
+            PinStatus::DifferentVault => {
+                "DIFFERENT VAULT than the one pinned for this path".to_owned()
+            }
+            PinStatus::Newer { pinned } => format!("newer than the pinned generation {pinned}"),
+            PinStatus::Rollback { pinned, .. } => {
+                format!("OLDER than the pinned generation {pinned}: rollback")
+            }
+            PinStatus::Same => "agrees".to_owned(),
+            PinStatus::Fork { generation } => {
+                format!("DIFFERS from the pinned generation {generation}: fork")
+            }
+            _ => "does not match its rollback pin".to_owned(),
         })
     }
 
@@ -716,12 +712,5 @@ fn try_open(bytes: &[u8], keys: &Keys) -> std::result::Result<Vault, OpenError> 
 }
 
 fn has_passphrase_slot(bytes: &[u8]) -> bool {
-    vault_format::inspect(bytes)
-        .map(|(header, _)| {
-            header
-                .slots
-                .iter()
-                .any(|s| matches!(s, vault_format::Slot::Passphrase(_)))
-        })
-        .unwrap_or(false)
+    vault_format::inspect(bytes).is_ok_and(|(header, _)| header.has_passphrase_slot())
 }

@@ -323,6 +323,11 @@ fn parse_passphrase_slot(index: usize, body: &[u8]) -> Result<PassphraseSlot, Pa
 }
 
 impl Header {
+    /// Whether a passphrase can open this vault (it has a passphrase slot).
+    pub fn has_passphrase_slot(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Passphrase(_)))
+    }
+
     /// Encodes the header fields: exactly the bytes the header MAC covers.
     /// `parse` followed by this, the MAC and the payload reproduces the input.
     pub fn to_bytes(&self) -> Vec<u8> {

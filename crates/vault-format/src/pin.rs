@@ -92,6 +92,35 @@ impl Pin {
         }
     }
 
+    /// Classifies a header read without the key against the stored pin:
+    /// like [`Pin::classify`] but without the key fingerprint, which needs
+    /// the key (`tokvault inspect`). `header_mac` is the MAC as stored.
+    pub fn classify_header(
+        stored: Option<&Pin>,
+        header: &crate::Header,
+        header_mac: &[u8; 32],
+    ) -> PinStatus {
+        let Some(stored) = stored else {
+            return PinStatus::New;
+        };
+        if stored.vault_id != header.vault_id {
+            return PinStatus::DifferentVault;
+        }
+        match header.generation.cmp(&stored.generation) {
+            std::cmp::Ordering::Greater => PinStatus::Newer {
+                pinned: stored.generation,
+            },
+            std::cmp::Ordering::Less => PinStatus::Rollback {
+                pinned: stored.generation,
+                found: header.generation,
+            },
+            std::cmp::Ordering::Equal if stored.header_mac == *header_mac => PinStatus::Same,
+            std::cmp::Ordering::Equal => PinStatus::Fork {
+                generation: header.generation,
+            },
+        }
+    }
+
     /// Parses the one-line text form written by `Display`:
     /// `tokvault-pin v1 <vault id> <generation> <mac> <fingerprint>` (hex).
     pub fn parse(text: &str) -> Result<Self, PinParseError> {
@@ -202,6 +231,42 @@ mod tests {
         );
         assert!(PinStatus::Newer { pinned: 1 }.is_trusted());
         assert!(!PinStatus::Fork { generation: 1 }.is_trusted());
+    }
+
+    #[test]
+    fn a_header_is_classified_without_the_key() {
+        let stored = pin(5, 1, 9);
+        let header = |vault_id: [u8; 16], generation: u64| crate::Header {
+            vault_id: VaultId(vault_id),
+            generation,
+            written_at: 0,
+            payload_nonce: [0; 24],
+            payload_len: 16,
+            slots: Vec::new(),
+        };
+        let classify =
+            |h: &crate::Header, mac: u8| Pin::classify_header(Some(&stored), h, &[mac; 32]);
+        assert_eq!(
+            Pin::classify_header(None, &header([1; 16], 5), &[1; 32]),
+            PinStatus::New
+        );
+        assert_eq!(classify(&header([1; 16], 5), 1), PinStatus::Same);
+        assert_eq!(
+            classify(&header([1; 16], 5), 2),
+            PinStatus::Fork { generation: 5 }
+        );
+        assert_eq!(
+            classify(&header([1; 16], 6), 2),
+            PinStatus::Newer { pinned: 5 }
+        );
+        assert_eq!(
+            classify(&header([1; 16], 4), 1),
+            PinStatus::Rollback {
+                pinned: 5,
+                found: 4
+            }
+        );
+        assert_eq!(classify(&header([2; 16], 5), 1), PinStatus::DifferentVault);
     }
 
     #[test]

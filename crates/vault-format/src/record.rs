@@ -113,6 +113,31 @@ pub enum RefreshClass {
     Transient,
 }
 
+impl RefreshClass {
+    /// Every class, in the order they are listed.
+    pub const ALL: [Self; 4] = [
+        Self::Refreshed,
+        Self::ReauthorizationRequired,
+        Self::Misconfigured,
+        Self::Transient,
+    ];
+
+    /// The stable label used in output, metrics and state files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refreshed => "refreshed",
+            Self::ReauthorizationRequired => "reauthorization-required",
+            Self::Misconfigured => "misconfigured",
+            Self::Transient => "transient",
+        }
+    }
+
+    /// The class whose [`RefreshClass::as_str`] is `label`.
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|class| class.as_str() == label)
+    }
+}
+
 /// The last refresh attempt of a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshStatus {
@@ -190,5 +215,28 @@ impl Record {
             last_refresh: None,
             extensions: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_labels_are_stable_and_round_trip() {
+        let labels: Vec<_> = RefreshClass::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "refreshed",
+                "reauthorization-required",
+                "misconfigured",
+                "transient"
+            ]
+        );
+        for class in RefreshClass::ALL {
+            assert_eq!(RefreshClass::from_label(class.as_str()), Some(class));
+        }
+        assert_eq!(RefreshClass::from_label("fresh"), None);
     }
 }

@@ -319,6 +319,11 @@ impl Vault {
         &self.slots
     }
 
+    /// Whether a passphrase can open this vault (it has a passphrase slot).
+    pub fn has_passphrase_slot(&self) -> bool {
+        self.slots.iter().any(|s| matches!(s, Slot::Passphrase(_)))
+    }
+
     /// The recipient strings of the age slots, in slot order.
     pub fn recipients(&self) -> impl Iterator<Item = &str> {
         self.slots.iter().filter_map(|slot| match slot {
