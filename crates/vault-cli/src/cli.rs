@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::{parse_duration, parse_positive_duration};
+use crate::commands;
+use crate::duration::parse_duration;
 
 /// An encrypted OAuth token vault for jobs that run on servers.
 #[derive(Debug, Parser)]
@@ -120,267 +121,60 @@ pub(crate) enum ClientAuthArg {
     None,
 }
 
-/// Monitoring options of `refresh`.
-#[derive(Debug, Args)]
-pub(crate) struct MonitorArgs {
-    /// Write Prometheus metrics here after each run, atomically (for
-    /// node_exporter's textfile collector)
-    #[arg(long, env = "TOKVAULT_METRICS_FILE", value_name = "PATH")]
-    pub(crate) metrics_file: Option<PathBuf>,
-    /// Run this shell command once per record that needs re-authorization,
-    /// with TOKVAULT_RECORD, TOKVAULT_ACCOUNT, TOKVAULT_ERROR... in its
-    /// environment (no secrets); its failure is logged, not fatal
-    #[arg(long, env = "TOKVAULT_ON_REAUTH_NEEDED", value_name = "CMD")]
-    pub(crate) on_reauth_needed: Option<String>,
-    /// How long the hook may run; then it is killed with everything it
-    /// started (its process group)
-    #[arg(long, default_value = "60s", value_parser = parse_positive_duration, value_name = "DURATION")]
-    pub(crate) on_reauth_needed_timeout: Duration,
-    /// Warn when a refresh token is at least this old (e.g. 6d for Google
-    /// apps in Testing mode, whose refresh tokens die after 7 days)
-    #[arg(long, env = "TOKVAULT_WARN_REFRESH_AGE", value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) warn_refresh_age: Option<Duration>,
-    /// Warn when a token endpoint failed temporarily this many runs in a row (0: never)
-    #[arg(long, default_value_t = 3, value_name = "N")]
-    pub(crate) warn_transient_failures: u64,
-}
-
-/// `tokvault login`.
-#[derive(Debug, Args)]
-pub(crate) struct LoginArgs {
-    /// Record name
-    pub(crate) name: String,
-    /// Provider conventions [default: google with --client-secrets, else generic]
-    #[arg(long, value_enum)]
-    pub(crate) provider: Option<ProviderArg>,
-    /// OAuth client JSON downloaded from the Google Cloud console ("installed" or "web")
-    #[arg(long, value_name = "FILE")]
-    pub(crate) client_secrets: Option<PathBuf>,
-    /// OAuth client id (when there is no --client-secrets file)
-    #[arg(long, value_name = "ID")]
-    pub(crate) client_id: Option<String>,
-    /// File holding the client secret (mode 0600); never pass a secret as an argument
-    #[arg(long, value_name = "FILE")]
-    pub(crate) client_secret_file: Option<PathBuf>,
-    /// How the client authenticates at the token endpoint [default: post for
-    /// google and microsoft, basic for generic; none without a secret]
-    #[arg(long, value_enum)]
-    pub(crate) client_auth: Option<ClientAuthArg>,
-    /// Scope to request (repeatable)
-    #[arg(long = "scope", value_name = "SCOPE")]
-    pub(crate) scopes: Vec<String>,
-    /// Microsoft tenant: common, organizations, consumers, a domain or a tenant id [default: common]
-    #[arg(long, value_name = "TENANT")]
-    pub(crate) tenant: Option<String>,
-    /// Authorization endpoint (generic; overrides the preset or the stored one)
-    #[arg(long, value_name = "URL")]
-    pub(crate) auth_url: Option<String>,
-    /// Token endpoint (generic; overrides the preset)
-    #[arg(long, value_name = "URL")]
-    pub(crate) token_url: Option<String>,
-    /// Device authorization endpoint (generic, for --device)
-    #[arg(long, value_name = "URL")]
-    pub(crate) device_url: Option<String>,
-    /// Print the URL and read the redirected URL (or the code) from stdin,
-    /// for a machine without a browser
-    #[arg(long)]
-    pub(crate) no_browser: bool,
-    /// Use the device authorization grant (RFC 8628): enter a code on any device
-    #[arg(long, conflicts_with = "no_browser")]
-    pub(crate) device: bool,
-    /// Loopback port for the redirect [default: a free port]
-    #[arg(long, value_name = "PORT")]
-    pub(crate) port: Option<u16>,
-    /// How long to wait for the browser [default: 5m] or the device
-    /// approval [default: until the device code expires]
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub(crate) timeout: Option<Duration>,
-    /// Write a new vault for this recipient instead of --vault (repeatable;
-    /// no private key needed)
-    #[arg(long = "seal-to", value_name = "RECIPIENT", requires = "output")]
-    pub(crate) seal_to: Vec<String>,
-    /// The new vault file for --seal-to (never overwritten)
-    #[arg(short, long, value_name = "PATH", requires = "seal_to")]
-    pub(crate) output: Option<PathBuf>,
-    /// Replace a record with the same name
-    #[arg(long)]
-    pub(crate) replace: bool,
-    /// Re-authorize the existing record NAME with its stored client and endpoints
-    #[arg(
-        long,
-        conflicts_with_all = ["provider", "client_secrets", "client_id", "client_secret_file",
-                              "client_auth", "tenant", "token_url", "seal_to", "replace"]
-    )]
-    pub(crate) again: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create an age X25519 identity (0600) and print its recipient
     #[command(after_help = "Example: tokvault keygen -o /etc/tokvault/identity.txt")]
-    Keygen {
-        /// Where to write it [default: $XDG_CONFIG_HOME/tokvault/identity.txt]
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-    },
+    Keygen(commands::keygen::Args),
     /// Create an empty vault with at least one key slot
     #[command(after_help = "Example: tokvault init -r age1... --passphrase")]
-    Init {
-        #[command(flatten)]
-        recipients: RecipientArgs,
-    },
+    Init(commands::init::Args),
     /// Encrypt one token file into a new vault for recipients (no private key needed)
     #[command(
         after_help = "Example: tokvault seal --name gmail -r age1... -o gmail.tokvault token_gmail.json"
     )]
-    Seal {
-        /// Record name
-        #[arg(long)]
-        name: String,
-        #[command(flatten)]
-        recipients: RecipientArgs,
-        /// New vault file (never overwritten)
-        #[arg(short, long, value_name = "PATH")]
-        output: PathBuf,
-        /// Token endpoint to use instead of the file's
-        #[arg(long, value_name = "URL")]
-        token_uri: Option<String>,
-        /// Token file (google-auth JSON or tokvault JSON), or - for stdin
-        input: PathBuf,
-    },
+    Seal(commands::seal::Args),
     /// Authorize in a browser (or with a device code) and store the tokens
     #[command(after_help = "Examples:\n  \
         tokvault login gmail --client-secrets client_secret.json --scope https://www.googleapis.com/auth/gmail.send\n  \
         tokvault login gmail --client-secrets client_secret.json --scope ... --seal-to age1... -o gmail.tokvault\n  \
         tokvault login graph --provider microsoft --client-id ID --scope Mail.Send --device\n  \
         tokvault login gmail --again --no-browser")]
-    Login(Box<LoginArgs>),
+    Login(Box<commands::login::Args>),
     /// Add records from a token file, a service-account key or another vault
     #[command(after_help = "Example: tokvault import --name gmail token_gmail.json")]
-    Import {
-        /// Record name (required for JSON inputs)
-        #[arg(long)]
-        name: Option<String>,
-        /// Token endpoint to use instead of the file's
-        #[arg(long, value_name = "URL")]
-        token_uri: Option<String>,
-        /// Replace records with the same name
-        #[arg(long)]
-        replace: bool,
-        /// Input file, or - for stdin
-        input: PathBuf,
-    },
+    Import(commands::import::Args),
     /// List records (no secrets)
     #[command(after_help = "Example: tokvault list --json --warn-refresh-age 6d")]
-    List {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-        /// Warn when a refresh token is at least this old
-        #[arg(long, env = "TOKVAULT_WARN_REFRESH_AGE", value_parser = parse_duration, value_name = "DURATION")]
-        warn_refresh_age: Option<Duration>,
-    },
+    List(commands::list::Args),
     /// Refresh records whose access token expires soon (the server job)
     #[command(
         after_help = "Example: tokvault refresh --metrics-file /var/lib/node_exporter/tokvault.prom \\\n           --on-reauth-needed 'notify-admins \"$TOKVAULT_RECORD needs login\"'"
     )]
-    Refresh {
-        /// Only these records
-        names: Vec<String>,
-        /// Refresh when less than this validity remains
-        #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
-        min_valid: Duration,
-        /// Refresh even valid tokens
-        #[arg(long)]
-        force: bool,
-        /// Longest time token requests may take, from the first one: none
-        /// starts later than this minus the 30 s request timeout (a shorter
-        /// limit shortens that timeout instead). The default keeps a run,
-        /// and the stop signals it holds, inside systemd's 90 s TimeoutStopSec
-        #[arg(long, default_value = "75s", value_parser = parse_positive_duration, value_name = "DURATION")]
-        max_run_time: Duration,
-        /// When a record needs re-authorization and stdin is a terminal, run
-        /// `login --again` for it, then go on (without a terminal: exit 3 as usual)
-        #[arg(long)]
-        reauthorize: bool,
-        #[command(flatten)]
-        monitor: MonitorArgs,
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    Refresh(commands::refresh::Args),
     /// Print a valid access token, refreshing first when needed
     #[command(
         after_help = "Example: curl -H \"Authorization: Bearer $(tokvault token gmail)\" ..."
     )]
-    Token {
-        /// Record name
-        name: String,
-        /// Refresh when less than this validity remains
-        #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
-        min_valid: Duration,
-    },
+    Token(commands::token::Args),
     /// Print an Authorization header line
     #[command(after_help = "Example: tokvault header gmail")]
-    Header {
-        /// Record name
-        name: String,
-        /// Refresh when less than this validity remains
-        #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
-        min_valid: Duration,
-    },
+    Header(commands::token::Args),
     /// Run a command with a valid access token in its environment
     #[command(after_help = "Example: tokvault exec gmail -- python3 send_report.py")]
-    Exec {
-        /// Record name
-        name: String,
-        /// Environment variable for the token
-        #[arg(long, default_value = "TOKVAULT_ACCESS_TOKEN", value_name = "VAR")]
-        env: String,
-        /// Refresh when less than this validity remains
-        #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
-        min_valid: Duration,
-        /// The command and its arguments
-        #[arg(last = true, required = true, num_args = 1..)]
-        command: Vec<String>,
-    },
+    Exec(commands::exec::Args),
     /// Write a record in plaintext (google-auth or tokvault JSON)
     #[command(after_help = "Example: tokvault export gmail --format google -o token_gmail.json")]
-    Export {
-        /// Record name
-        name: String,
-        /// Output format
-        #[arg(long, value_enum, default_value_t = ExportFormat::Json)]
-        format: ExportFormat,
-        /// Output file (created 0600, never overwritten) [default: stdout]
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-    },
+    Export(commands::export::Args),
     /// Remove a record
     #[command(after_help = "Example: tokvault remove old-gmail")]
-    Remove {
-        /// Record name
-        name: String,
-    },
+    Remove(commands::remove::Args),
     /// Change key slots and rotate the vault key
     #[command(after_help = "Example: tokvault rekey -r age1new... --remove-recipient age1old...")]
-    Rekey {
-        #[command(flatten)]
-        recipients: RecipientArgs,
-        /// Drop this recipient's slot (repeatable)
-        #[arg(long, value_name = "RECIPIENT")]
-        remove_recipient: Vec<String>,
-        /// Drop the passphrase slots
-        #[arg(long, conflicts_with = "passphrase")]
-        remove_passphrase: bool,
-    },
+    Rekey(commands::rekey::Args),
     /// Show the header (no key needed)
     #[command(after_help = "Example: tokvault inspect --json")]
-    Inspect {
-        /// JSON output
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(commands::inspect::Args),
     /// Open the vault and check every record; exit 0 or 5
     #[command(after_help = "Example: tokvault verify && echo ok")]
     Verify,
@@ -390,16 +184,10 @@ pub(crate) enum Command {
                       tokvault completions zsh > ~/.zfunc/_tokvault\n  \
                       tokvault completions fish > ~/.config/fish/completions/tokvault.fish"
     )]
-    Completions {
-        /// The shell
-        shell: clap_complete::Shell,
-    },
+    Completions(commands::completions::Args),
     /// Print the man page (roff) of tokvault or of one command
     #[command(
         after_help = "Examples:\n  tokvault man | man -l -\n  tokvault man login > tokvault-login.1"
     )]
-    Man {
-        /// A command, for its own page (tokvault-COMMAND.1)
-        command: Option<String>,
-    },
+    Man(commands::man::Args),
 }

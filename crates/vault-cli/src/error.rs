@@ -64,6 +64,27 @@ impl CliError {
     }
 }
 
+/// The one place where the engine's classes become exit codes.
+impl From<vault_engine::ErrorKind> for Exit {
+    fn from(kind: vault_engine::ErrorKind) -> Self {
+        use vault_engine::ErrorKind;
+        match kind {
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::Reauthorize => Exit::Reauthorize,
+            ErrorKind::Temporary => Exit::Temporary,
+            ErrorKind::Untrusted => Exit::Untrusted,
+            ErrorKind::NotSaved => Exit::NotSaved,
+            ErrorKind::Failure => Exit::Failure,
+        }
+    }
+}
+
+impl From<vault_engine::EngineError> for CliError {
+    fn from(error: vault_engine::EngineError) -> Self {
+        Self::new(error.kind().into(), error.to_string())
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -1,23 +1,24 @@
 //! `tokvault`: an encrypted OAuth token vault for jobs that run on servers.
-//! Thin glue over `vault-format` and `vault-oauth`: unlock sources, the lock
-//! and atomic writes, commands, exit codes and output.
+//! The front end of `vault-engine`: parse the command line, build a
+//! [`context::Context`] once, run one command, render, exit. Terminal
+//! prompts, the browser, signals and the alert hook live here; storage,
+//! transactions and refresh runs are the engine's.
 
 // A command-line program prints by design.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
 mod commands;
+mod context;
 mod duration;
 mod error;
-mod fsio;
+mod input;
 mod keys;
-mod login;
 mod monitor;
 mod output;
 mod paths;
-mod refresh;
 mod signals;
-mod store;
+mod vaults;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,7 @@ fn init_logging(global: &cli::Global) {
     let targets = tracing_subscriber::filter::Targets::new()
         .with_target("tokvault", level)
         .with_target("vault_oauth", level)
+        .with_target("vault_engine", level)
         .with_target("vault_format", level)
         .with_default(level.min(LevelFilter::WARN));
     let registry = tracing_subscriber::registry().with(targets);
@@ -96,7 +98,8 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli.global);
-    match commands::run(cli) {
+    let ctx = context::Context::new(&cli.global);
+    match commands::dispatch(&ctx, cli.command) {
         Ok(exit) => exit.into(),
         Err(error) => {
             eprintln!("tokvault: error: {error}");

@@ -1,162 +1,20 @@
-//! Operating tokvault: refresh health kept between runs, early warnings,
-//! the re-authorization alert hook and the Prometheus metrics file. None
-//! of it ever sees a secret: it works on record names, times and classes.
+//! Operating tokvault: early warnings, the re-authorization alert hook and
+//! the Prometheus metrics file (the health they read is the engine's).
+//! None of it ever sees a secret: it works on record names, times and
+//! classes.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use vault_engine::RunSummary;
+use vault_engine::health::Health;
 use vault_format::{Record, RefreshClass, Vault};
 
-use crate::error::{CliError, Exit, Result};
+use crate::error::{Exit, Result};
 use crate::output::refresh_token_issued_at;
-use crate::refresh::RecordResult;
-use crate::store::Store;
-
-/// One record's history across runs. Transient failures never change the
-/// vault (it stays byte-identical), so their streak lives here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RecordHealth {
-    pub(crate) last_attempt_at: Option<u64>,
-    pub(crate) last_outcome: Option<RefreshClass>,
-    pub(crate) transient_in_a_row: u64,
-    pub(crate) failing_since: Option<u64>,
-    pub(crate) reauthorization_needed_since: Option<u64>,
-    pub(crate) outcomes: BTreeMap<&'static str, u64>,
-}
-
-/// Health of every record of one vault, in `state_dir/health/`.
-#[derive(Debug, Default)]
-pub(crate) struct Health {
-    pub(crate) records: BTreeMap<String, RecordHealth>,
-}
-
-impl Health {
-    fn parse(text: &str) -> Self {
-        let mut health = Self::default();
-        let Ok(Value::Object(top)) = serde_json::from_str::<Value>(text) else {
-            return health;
-        };
-        let Some(Value::Object(records)) = top.get("records") else {
-            return health;
-        };
-        for (name, entry) in records {
-            let number = |key: &str| entry.get(key).and_then(Value::as_u64);
-            let mut outcomes = BTreeMap::new();
-            for class in RefreshClass::ALL {
-                let label = class.as_str();
-                if let Some(n) = entry["outcomes"].get(label).and_then(Value::as_u64) {
-                    outcomes.insert(label, n);
-                }
-            }
-            health.records.insert(
-                name.clone(),
-                RecordHealth {
-                    last_attempt_at: number("last_attempt_at"),
-                    last_outcome: entry["last_outcome"]
-                        .as_str()
-                        .and_then(RefreshClass::from_label),
-                    transient_in_a_row: number("transient_in_a_row").unwrap_or(0),
-                    failing_since: number("failing_since"),
-                    reauthorization_needed_since: number("reauthorization_needed_since"),
-                    outcomes,
-                },
-            );
-        }
-        health
-    }
-
-    fn to_json(&self) -> String {
-        let records: serde_json::Map<String, Value> = self
-            .records
-            .iter()
-            .map(|(name, h)| {
-                (
-                    name.clone(),
-                    json!({
-                        "last_attempt_at": h.last_attempt_at,
-                        "last_outcome": h.last_outcome.map(RefreshClass::as_str),
-                        "transient_in_a_row": h.transient_in_a_row,
-                        "failing_since": h.failing_since,
-                        "reauthorization_needed_since": h.reauthorization_needed_since,
-                        "outcomes": h.outcomes,
-                    }),
-                )
-            })
-            .collect();
-        serde_json::to_string_pretty(&json!({ "version": 1, "records": records }))
-            .unwrap_or_default()
-    }
-
-    /// Folds one run's results in. Returns the names whose need for
-    /// re-authorization is new in this run.
-    fn record_run(&mut self, vault: &Vault, results: &[RecordResult], now: u64) -> Vec<String> {
-        let mut newly_rejected = Vec::new();
-        for result in results {
-            let Some(class) = result.class else {
-                continue;
-            };
-            let entry = self.records.entry(result.name.clone()).or_default();
-            entry.last_attempt_at = Some(now);
-            entry.last_outcome = Some(class);
-            *entry.outcomes.entry(class.as_str()).or_insert(0) += 1;
-            if class == RefreshClass::Transient {
-                entry.transient_in_a_row += 1;
-                entry.failing_since.get_or_insert(now);
-            } else {
-                entry.transient_in_a_row = 0;
-                entry.failing_since = None;
-            }
-            match class {
-                RefreshClass::ReauthorizationRequired
-                    if entry.reauthorization_needed_since.is_none() =>
-                {
-                    entry.reauthorization_needed_since = Some(now);
-                    newly_rejected.push(result.name.clone());
-                }
-                RefreshClass::Refreshed => entry.reauthorization_needed_since = None,
-                _ => {}
-            }
-        }
-        self.records.retain(|name, _| vault.record(name).is_some());
-        newly_rejected
-    }
-}
-
-/// Loads, updates and saves the health of `store`'s vault under its own
-/// lock (two refreshes at once must not lose a count). A health file that
-/// cannot be kept only costs the streaks and counters: warn and go on.
-pub(crate) fn update_health(
-    store: &Store,
-    vault: &Vault,
-    results: &[RecordResult],
-    now: u64,
-) -> (Health, Vec<String>) {
-    let path = store.health_path();
-    let result = (|| -> Result<(Health, Vec<String>)> {
-        let _lock = store.lock_health()?;
-        let mut health = match std::fs::read_to_string(&path) {
-            Ok(text) => Health::parse(&text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Health::default(),
-            Err(e) => return Err(CliError::io("cannot read", &path, &e)),
-        };
-        let newly = health.record_run(vault, results, now);
-        crate::fsio::write_atomic(&path, health.to_json().as_bytes(), true)?;
-        Ok((health, newly))
-    })();
-    result.unwrap_or_else(|error| {
-        tracing::warn!(
-            "refresh health is not kept ({error}); failure streaks and counters start again"
-        );
-        let mut health = Health::default();
-        let newly = health.record_run(vault, results, now);
-        (health, newly)
-    })
-}
 
 /// Warns about refresh tokens at least `limit` old (e.g. 6 days before
 /// Google's 7-day limit for apps in Testing mode). Returns how many.
@@ -221,12 +79,12 @@ pub(crate) fn warn_transient_streaks(health: &Health, threshold: u64, now: u64) 
 pub(crate) fn run_reauth_hook(
     command: &str,
     timeout: Duration,
-    store: &Store,
-    vault: &Vault,
-    results: &[RecordResult],
+    location: &str,
+    summary: &RunSummary,
     newly: &[String],
 ) {
-    for result in results {
+    let vault = &summary.vault;
+    for result in &summary.results {
         if result.class != Some(RefreshClass::ReauthorizationRequired) {
             continue;
         }
@@ -261,7 +119,7 @@ pub(crate) fn run_reauth_hook(
                     "0"
                 },
             )
-            .env("TOKVAULT_VAULT", &store.path)
+            .env("TOKVAULT_VAULT", location)
             .stdin(Stdio::null())
             // Its output goes to our stderr, never into refresh's stdout.
             .stdout(Stdio::from(std::io::stderr()))
@@ -462,7 +320,12 @@ pub(crate) fn render_failed_run(exit: Exit, now: u64) -> String {
 /// Writes the metrics to `path` atomically (mode 0644: node_exporter's
 /// textfile collector usually runs as another user; nothing in it is secret).
 pub(crate) fn write_metrics(path: &Path, text: &str) -> Result<()> {
-    crate::fsio::write_atomic_mode(path, text.as_bytes(), true, 0o644)
+    Ok(vault_engine::fsio::write_atomic_mode(
+        path,
+        text.as_bytes(),
+        true,
+        0o644,
+    )?)
 }
 
 #[cfg(test)]
@@ -473,25 +336,5 @@ mod tests {
     fn labels_are_escaped() {
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
         assert_eq!(label("x\ny"), "x\\ny");
-    }
-
-    #[test]
-    fn health_round_trips_and_tolerates_garbage() {
-        let mut health = Health::default();
-        health.records.insert(
-            "mail".to_owned(),
-            RecordHealth {
-                last_attempt_at: Some(5),
-                last_outcome: Some(RefreshClass::Transient),
-                transient_in_a_row: 3,
-                failing_since: Some(1),
-                reauthorization_needed_since: None,
-                outcomes: BTreeMap::from([("transient", 3), ("refreshed", 7)]),
-            },
-        );
-        let parsed = Health::parse(&health.to_json());
-        assert_eq!(parsed.records, health.records);
-        assert!(Health::parse("not json").records.is_empty());
-        assert!(Health::parse("{\"records\": 5}").records.is_empty());
     }
 }

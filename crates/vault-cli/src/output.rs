@@ -1,16 +1,37 @@
-//! Human and JSON renderings of records (never a secret).
+//! Standard output (the one place that writes to it) and the human and
+//! JSON renderings of records (never a secret).
+
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 use vault_format::{Credential, Record};
 
-/// `45s`, `12m`, `3h 5m`, `2d 4h`.
-pub(crate) fn human_duration(seconds: u64) -> String {
-    match seconds {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m", s / 60),
-        s if s < 86_400 => format!("{}h {}m", s / 3600, s / 60 % 60),
-        s => format!("{}d {}h", s / 86_400, s / 3600 % 24),
-    }
+use crate::error::{CliError, Exit, Result};
+
+pub(crate) use vault_engine::human_duration;
+
+/// Writes `text` and a newline to stdout, flushed.
+pub(crate) fn print_line(text: &str) -> Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
+    Ok(Exit::Success)
+}
+
+/// Writes `text` without its final newlines, then one.
+pub(crate) fn print(text: &str) -> Result<Exit> {
+    print_line(text.trim_end_matches('\n'))
+}
+
+/// Writes `bytes` to stdout as they are.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<Exit> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| CliError::failure(format!("cannot write to stdout: {e}")))?;
+    Ok(Exit::Success)
 }
 
 fn kind(record: &Record) -> &'static str {

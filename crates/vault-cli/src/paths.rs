@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::cli::Global;
 use crate::error::{CliError, Result};
 
 fn xdg(variable: &str, fallback: &str) -> Result<PathBuf> {
@@ -19,18 +18,14 @@ fn xdg(variable: &str, fallback: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(fallback))
 }
 
-pub(crate) fn vault(global: &Global) -> Result<PathBuf> {
-    match &global.vault {
-        Some(path) => Ok(path.clone()),
-        None => Ok(xdg("XDG_DATA_HOME", ".local/share")?.join("tokvault/vault.tokvault")),
-    }
+/// `$XDG_DATA_HOME/tokvault/vault.tokvault`.
+pub(crate) fn default_vault() -> Result<PathBuf> {
+    Ok(xdg("XDG_DATA_HOME", ".local/share")?.join("tokvault/vault.tokvault"))
 }
 
-pub(crate) fn state_dir(global: &Global) -> Result<PathBuf> {
-    match &global.state_dir {
-        Some(path) => Ok(path.clone()),
-        None => Ok(xdg("XDG_STATE_HOME", ".local/state")?.join("tokvault")),
-    }
+/// `$XDG_STATE_HOME/tokvault`.
+pub(crate) fn default_state_dir() -> Result<PathBuf> {
+    Ok(xdg("XDG_STATE_HOME", ".local/state")?.join("tokvault"))
 }
 
 /// `$XDG_CONFIG_HOME/tokvault/identity.txt`.

@@ -16,19 +16,21 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::error::{CliError, Result};
+use crate::error::{EngineError, Result};
 
 /// A temp file this old belongs to a writer that was killed (a live one
 /// keeps it for milliseconds).
-pub(crate) const ABANDONED_AFTER: Duration = Duration::from_secs(600);
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
-pub(crate) fn random_suffix() -> String {
+/// 16 random hex digits, for temp file names.
+pub fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::getrandom(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) fn parent_of(path: &Path) -> PathBuf {
+/// The directory `path` is in (`.` for a bare file name).
+pub fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -39,7 +41,7 @@ pub(crate) fn parent_of(path: &Path) -> PathBuf {
 /// uses: absolute, every symlink followed (a dangling final one too) and
 /// `.`/`..` removed, also for parts that do not exist yet. Two spellings of
 /// one vault (a symlink, `dir/../dir/vault`) then share one lock and pin.
-pub(crate) fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+pub fn resolve(path: &Path) -> std::io::Result<PathBuf> {
     resolve_absolute(&std::path::absolute(path)?, 0)
 }
 
@@ -69,12 +71,12 @@ fn resolve_absolute(path: &Path, links_followed: u32) -> std::io::Result<PathBuf
 /// Refuses a directory that someone other than this user (or root) could
 /// write: there they could swap the vault, plant its lock file or reset its
 /// rollback pins.
-pub(crate) fn check_trusted_dir(dir: &Path, what: &str) -> Result<()> {
+pub fn check_trusted_dir(dir: &Path, what: &str) -> Result<()> {
     let metadata = std::fs::metadata(dir)
-        .map_err(|e| CliError::io(&format!("cannot read {what}"), dir, &e))?;
+        .map_err(|e| EngineError::io(&format!("cannot read {what}"), dir, e))?;
     let me = rustix::process::geteuid().as_raw();
     if metadata.uid() != me && metadata.uid() != 0 {
-        return Err(CliError::untrusted(format!(
+        return Err(EngineError::untrusted(format!(
             "{what} {} belongs to uid {}, not to this user (uid {me}) or root, so its owner could \
              replace what tokvault keeps there: run tokvault as that user, or `chown {me} {}`",
             dir.display(),
@@ -84,7 +86,7 @@ pub(crate) fn check_trusted_dir(dir: &Path, what: &str) -> Result<()> {
     }
     let mode = metadata.permissions().mode();
     if mode & 0o022 != 0 {
-        return Err(CliError::untrusted(format!(
+        return Err(EngineError::untrusted(format!(
             "{what} {} is writable by group or others (mode {:o}), who could replace what tokvault \
              keeps there: run chmod go-w {}",
             dir.display(),
@@ -96,7 +98,7 @@ pub(crate) fn check_trusted_dir(dir: &Path, what: &str) -> Result<()> {
 }
 
 /// Creates `dir` (and parents) with mode 0700 when missing.
-pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -104,23 +106,23 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| CliError::io("cannot create directory", dir, &e))
+        .map_err(|e| EngineError::io("cannot create directory", dir, e))
 }
 
 /// An exclusive `flock` on a lock file, released on drop (and by the kernel
 /// if the process dies).
 #[derive(Debug)]
-pub(crate) struct FileLock {
+pub struct FileLock {
     _file: File,
 }
 
 /// Opens `path` as a lock file (created 0600; never through a symlink, and
 /// only a regular file with one link) and locks it, waiting up to
 /// `timeout`; `busy` words the error when it stays taken.
-pub(crate) fn lock_file(
+pub fn lock_file(
     path: &Path,
     timeout: Duration,
-    busy: impl FnOnce() -> CliError,
+    busy: impl FnOnce() -> EngineError,
 ) -> Result<FileLock> {
     use rustix::fs::OFlags;
     let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -134,20 +136,20 @@ pub(crate) fn lock_file(
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                CliError::untrusted(format!(
+                EngineError::untrusted(format!(
                     "the lock file {} is a symbolic link; a lock file must be a regular file: \
                      check who made it, then remove it",
                     path.display()
                 ))
             } else {
-                CliError::io("cannot open the lock file", path, &e)
+                EngineError::io("cannot open the lock file", path, e)
             }
         })?;
     let metadata = file
         .metadata()
-        .map_err(|e| CliError::io("cannot read the lock file", path, &e))?;
+        .map_err(|e| EngineError::io("cannot read the lock file", path, e))?;
     if !metadata.file_type().is_file() || metadata.nlink() != 1 {
-        return Err(CliError::untrusted(format!(
+        return Err(EngineError::untrusted(format!(
             "the lock file {} is not a regular file with a single link; check who made it, then remove it",
             path.display()
         )));
@@ -161,7 +163,7 @@ pub(crate) fn lock_file(
             }
             Err(std::fs::TryLockError::WouldBlock) => return Err(busy()),
             Err(std::fs::TryLockError::Error(e)) => {
-                return Err(CliError::io("cannot lock", path, &e));
+                return Err(EngineError::io("cannot lock", path, e));
             }
         }
     }
@@ -169,7 +171,7 @@ pub(crate) fn lock_file(
 
 /// Whether a write failure is one that a `rename` onto a mount point gives
 /// (the vault is a single-file bind mount): then it is written in place.
-pub(crate) fn is_busy(error: &std::io::Error) -> bool {
+pub fn is_busy(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
         std::io::ErrorKind::ResourceBusy | std::io::ErrorKind::CrossesDevices
@@ -179,7 +181,7 @@ pub(crate) fn is_busy(error: &std::io::Error) -> bool {
 /// Whether the file at `path` is a mount point (a single-file bind mount,
 /// `docker -v vault.tokvault:/...`), which `rename` cannot replace. `path`
 /// must be resolved ([`resolve`]).
-pub(crate) fn is_mount_point(path: &Path) -> bool {
+pub fn is_mount_point(path: &Path) -> bool {
     let (Ok(file), Ok(dir)) = (std::fs::metadata(path), std::fs::metadata(parent_of(path))) else {
         return false;
     };
@@ -222,38 +224,34 @@ fn unescape_mountinfo(field: &str) -> PathBuf {
 
 /// Writes `bytes` to `path` atomically with mode 0600. With `overwrite`
 /// false an existing file is never replaced (link, not rename).
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<()> {
     write_atomic_mode(path, bytes, overwrite, 0o600)
 }
 
 /// [`write_atomic`] with another mode (metrics are read by other users).
-pub(crate) fn write_atomic_mode(
-    path: &Path,
-    bytes: &[u8],
-    overwrite: bool,
-    mode: u32,
-) -> Result<()> {
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], overwrite: bool, mode: u32) -> Result<()> {
     write_atomic_io(path, bytes, overwrite, mode).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::failure(format!(
+            EngineError::failure(format!(
                 "{} already exists; refusing to overwrite it",
                 path.display()
             ))
         } else {
-            CliError::io("cannot write", path, &e)
+            EngineError::io("cannot write", path, e)
         }
     })
 }
 
 /// Temp files of `path` are `.NAME.tmp-RANDOM` beside it.
-pub(crate) fn temp_prefix(path: &Path) -> String {
+pub fn temp_prefix(path: &Path) -> String {
     let name = path
         .file_name()
         .map_or_else(|| "vault".into(), |n| n.to_string_lossy().into_owned());
     format!(".{name}.tmp-")
 }
 
-pub(crate) fn write_atomic_io(
+/// [`write_atomic_mode`] with the system's error.
+pub fn write_atomic_io(
     path: &Path,
     bytes: &[u8],
     overwrite: bool,
@@ -303,15 +301,15 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// gets its name only when complete, so a process killed midway leaves no
 /// plaintext behind. Where the file system has no unnamed files, it is
 /// written at `path` directly and removed on a failure.
-pub(crate) fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let fail = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            CliError::failure(format!(
+            EngineError::failure(format!(
                 "{} already exists; refusing to overwrite it",
                 path.display()
             ))
         } else {
-            CliError::io("cannot write", path, &e)
+            EngineError::io("cannot write", path, e)
         }
     };
     if std::fs::symlink_metadata(path).is_ok() {
@@ -383,7 +381,7 @@ fn write_unnamed_then_link(path: &Path, bytes: &[u8]) -> std::result::Result<(),
 /// and metrics are written without the vault's lock, so there age
 /// ([`ABANDONED_AFTER`]), not the lock, tells an abandoned file from one
 /// being written.
-pub(crate) fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
+pub fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -405,12 +403,14 @@ pub(crate) fn remove_leftovers(dir: &Path, prefix: &str, older_than: Duration) {
 /// target, filled to the expected size with incompressible bytes and
 /// fsynced, so a full disk or a quota shows now, not at the write. Dropping
 /// it (when a write needs the room, or at the end) removes it.
-pub(crate) struct Reservation {
+#[derive(Debug)]
+pub struct Reservation {
     temp: PathBuf,
 }
 
 impl Reservation {
-    pub(crate) fn new(target: &Path, size: u64) -> std::io::Result<Self> {
+    /// Takes `size` bytes beside `target`.
+    pub fn new(target: &Path, size: u64) -> std::io::Result<Self> {
         let temp = parent_of(target).join(format!("{}{}", temp_prefix(target), random_suffix()));
         let mut file = create_private(&temp, 0o600)?;
         let reservation = Self { temp };
@@ -437,7 +437,7 @@ impl Drop for Reservation {
 /// Overwrites the existing file `path` in place (for a mount point, which
 /// cannot be renamed over): not atomic, so the caller keeps a copy of
 /// `bytes` elsewhere until this returns.
-pub(crate) fn write_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use rustix::fs::OFlags;
     let mut file = OpenOptions::new()
         .write(true)
@@ -449,7 +449,7 @@ pub(crate) fn write_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Whether `path` can be opened for writing without changing it.
-pub(crate) fn check_writable_in_place(path: &Path) -> std::io::Result<()> {
+pub fn check_writable_in_place(path: &Path) -> std::io::Result<()> {
     OpenOptions::new().write(true).open(path).map(drop)
 }
 
@@ -457,7 +457,7 @@ pub(crate) fn check_writable_in_place(path: &Path) -> std::io::Result<()> {
 /// (`None` beyond), whatever it is: a file, a FIFO, stdin, `/dev/zero`.
 /// The buffer grows by copying into a larger zeroizing one, so no
 /// reallocation leaves an unwiped copy.
-pub(crate) fn read_capped(
+pub fn read_capped(
     mut reader: impl Read,
     cap: usize,
     size_hint: usize,
@@ -558,7 +558,10 @@ mod tests {
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode))
                 .expect("chmod");
             let error = check_trusted_dir(dir.path(), "the directory").expect_err("refused");
-            assert!(error.message.contains("chmod go-w"), "{mode:o}: {error}");
+            assert!(
+                error.to_string().contains("chmod go-w"),
+                "{mode:o}: {error}"
+            );
         }
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod");
@@ -572,13 +575,13 @@ mod tests {
         std::fs::write(&target, b"precious").expect("write");
         let lock = dir.path().join("vault.lock");
         std::os::unix::fs::symlink(&target, &lock).expect("symlink");
-        let busy = || CliError::temporary("busy");
+        let busy = || EngineError::temporary("busy");
         let error = lock_file(&lock, Duration::ZERO, busy).expect_err("a symlink is refused");
-        assert!(error.message.contains("symbolic link"), "{error}");
+        assert!(error.to_string().contains("symbolic link"), "{error}");
         std::fs::remove_file(&lock).expect("rm");
         std::fs::hard_link(&target, &lock).expect("link");
         let error = lock_file(&lock, Duration::ZERO, busy).expect_err("a second link is refused");
-        assert!(error.message.contains("single link"), "{error}");
+        assert!(error.to_string().contains("single link"), "{error}");
         std::fs::remove_file(&lock).expect("rm");
         let missing_target = dir.path().join("created-through-the-link");
         std::os::unix::fs::symlink(&missing_target, &lock).expect("symlink");
@@ -590,7 +593,7 @@ mod tests {
         std::fs::remove_file(&lock).expect("rm");
         let held = lock_file(&lock, Duration::ZERO, busy).expect("a fresh lock");
         let error = lock_file(&lock, Duration::from_millis(50), busy).expect_err("taken");
-        assert_eq!(error.message, "busy");
+        assert_eq!(error.to_string(), "busy");
         drop(held);
         assert_eq!(std::fs::read(&target).expect("read"), b"precious");
     }

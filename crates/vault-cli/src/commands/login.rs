@@ -3,7 +3,7 @@
 //! store it, so that nobody handles a plaintext token file.
 
 use std::io::{BufRead as _, IsTerminal as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -18,11 +18,82 @@ use vault_oauth::{
 };
 use zeroize::Zeroizing;
 
-use crate::cli::{ClientAuthArg, Global, LoginArgs, ProviderArg, RecipientArgs};
+use crate::cli::{ClientAuthArg, ProviderArg, RecipientArgs};
+use crate::context::{Context, VaultSession, block_on};
+use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
-use crate::keys::{self, Keys};
-use crate::refresh::{runtime, unix_now};
-use crate::store::{IfWriteFails, Store};
+use crate::keys;
+use crate::vaults::{create_vault, merge, seal_vault};
+use vault_engine::{IfWriteFails, unix_now};
+
+/// `tokvault login`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Record name
+    pub(crate) name: String,
+    /// Provider conventions [default: google with --client-secrets, else generic]
+    #[arg(long, value_enum)]
+    pub(crate) provider: Option<ProviderArg>,
+    /// OAuth client JSON downloaded from the Google Cloud console ("installed" or "web")
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secrets: Option<PathBuf>,
+    /// OAuth client id (when there is no --client-secrets file)
+    #[arg(long, value_name = "ID")]
+    pub(crate) client_id: Option<String>,
+    /// File holding the client secret (mode 0600); never pass a secret as an argument
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// How the client authenticates at the token endpoint [default: post for
+    /// google and microsoft, basic for generic; none without a secret]
+    #[arg(long, value_enum)]
+    pub(crate) client_auth: Option<ClientAuthArg>,
+    /// Scope to request (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub(crate) scopes: Vec<String>,
+    /// Microsoft tenant: common, organizations, consumers, a domain or a tenant id [default: common]
+    #[arg(long, value_name = "TENANT")]
+    pub(crate) tenant: Option<String>,
+    /// Authorization endpoint (generic; overrides the preset or the stored one)
+    #[arg(long, value_name = "URL")]
+    pub(crate) auth_url: Option<String>,
+    /// Token endpoint (generic; overrides the preset)
+    #[arg(long, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    /// Device authorization endpoint (generic, for --device)
+    #[arg(long, value_name = "URL")]
+    pub(crate) device_url: Option<String>,
+    /// Print the URL and read the redirected URL (or the code) from stdin,
+    /// for a machine without a browser
+    #[arg(long)]
+    pub(crate) no_browser: bool,
+    /// Use the device authorization grant (RFC 8628): enter a code on any device
+    #[arg(long, conflicts_with = "no_browser")]
+    pub(crate) device: bool,
+    /// Loopback port for the redirect [default: a free port]
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+    /// How long to wait for the browser [default: 5m] or the device
+    /// approval [default: until the device code expires]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) timeout: Option<Duration>,
+    /// Write a new vault for this recipient instead of --vault (repeatable;
+    /// no private key needed)
+    #[arg(long = "seal-to", value_name = "RECIPIENT", requires = "output")]
+    pub(crate) seal_to: Vec<String>,
+    /// The new vault file for --seal-to (never overwritten)
+    #[arg(short, long, value_name = "PATH", requires = "seal_to")]
+    pub(crate) output: Option<PathBuf>,
+    /// Replace a record with the same name
+    #[arg(long)]
+    pub(crate) replace: bool,
+    /// Re-authorize the existing record NAME with its stored client and endpoints
+    #[arg(
+        long,
+        conflicts_with_all = ["provider", "client_secrets", "client_id", "client_secret_file",
+                              "client_auth", "tenant", "token_url", "seal_to", "replace"]
+    )]
+    pub(crate) again: bool,
+}
 
 /// How long the loopback listener waits for the browser by default.
 const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -135,7 +206,7 @@ fn loopback_redirect(uri: &str) -> Option<(String, u16, String)> {
         .map(|port| (uri.to_owned(), port, url.path().to_owned()))
 }
 
-fn provider_arg(args: &LoginArgs) -> ProviderArg {
+fn provider_arg(args: &Args) -> ProviderArg {
     args.provider.unwrap_or(if args.client_secrets.is_some() {
         ProviderArg::Google
     } else {
@@ -183,7 +254,7 @@ fn microsoft_device_url(token_endpoint: &str) -> Option<String> {
 }
 
 /// The plan for a new record, from flags and the client file.
-fn new_plan(args: &LoginArgs) -> Result<Plan> {
+fn new_plan(args: &Args) -> Result<Plan> {
     let provider = provider_arg(args);
     let file = args
         .client_secrets
@@ -192,7 +263,7 @@ fn new_plan(args: &LoginArgs) -> Result<Plan> {
         .transpose()?;
     let client_secret = match (&args.client_secret_file, &file) {
         (Some(path), _) => {
-            let bytes = keys::read_secret_file(path, "client secret file")?;
+            let bytes = keys::secret_file_policy().read(path, "client secret file")?;
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| CliError::failure(format!("{} is not text", path.display())))?
                 .trim();
@@ -434,7 +505,6 @@ fn authorize(
     let refresher =
         Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
     let token_endpoint = TokenEndpoint::parse(&plan.token_endpoint).map_err(CliError::failure)?;
-    let runtime = runtime()?;
     if flow == Flow::Device {
         let device_url = match (&plan.device_endpoint, &plan.provider) {
             (Some(url), _) => url.clone(),
@@ -450,7 +520,7 @@ fn authorize(
                 ));
             }
         };
-        return runtime.block_on(async {
+        return run(async {
             let device = refresher
                 .start_device_authorization(&device_url, &plan.client, &plan.scopes)
                 .await
@@ -496,15 +566,16 @@ fn authorize(
         (Some((_, fixed, path)), _) => (*fixed, path.clone()),
         (None, port) => (port.unwrap_or(0), "/".to_owned()),
     };
-    runtime.block_on(async {
+    run(async {
         let listener = LoopbackListener::bind(port, &path)
             .await
             .map_err(|e| login_error(e, plan))?;
-        let redirect_uri = plan
-            .fixed_redirect
-            .as_ref()
-            .map_or_else(|| listener.redirect_uri().to_owned(), |(uri, _, _)| uri.clone());
-        let pending = PendingAuthorization::new(&request, &redirect_uri).map_err(|e| login_error(e, plan))?;
+        let redirect_uri = plan.fixed_redirect.as_ref().map_or_else(
+            || listener.redirect_uri().to_owned(),
+            |(uri, _, _)| uri.clone(),
+        );
+        let pending =
+            PendingAuthorization::new(&request, &redirect_uri).map_err(|e| login_error(e, plan))?;
         let code = if flow == Flow::Paste {
             // Nobody will connect: close the port now.
             drop(listener);
@@ -518,13 +589,19 @@ fn authorize(
             let line = tokio::task::spawn_blocking(read_pasted_line)
                 .await
                 .map_err(|_| CliError::failure("cannot read stdin"))??;
-            pending.accept_pasted(&line).map_err(|e| login_error(e, plan))?
+            pending
+                .accept_pasted(&line)
+                .map_err(|e| login_error(e, plan))?
         } else {
             let opened = open_browser(pending.url().as_str());
             eprintln!(
                 "{} this URL to approve access for {name:?}:\n\n    {}\n\n\
                  Waiting up to {} for the browser to come back to {redirect_uri} ...",
-                if opened { "Your browser should open; if it does not, open" } else { "Open" },
+                if opened {
+                    "Your browser should open; if it does not, open"
+                } else {
+                    "Open"
+                },
                 pending.url(),
                 crate::output::human_duration(timeout.as_secs())
             );
@@ -538,6 +615,11 @@ fn authorize(
             .await
             .map_err(|e| login_error(e, plan))
     })
+}
+
+/// Runs the flow's network part to its end.
+fn run<T>(flow: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    block_on(flow)?
 }
 
 fn read_pasted_line() -> Result<Zeroizing<String>> {
@@ -624,7 +706,7 @@ fn renew_record(record: &mut Record, plan: &Plan, tokens: Refreshed, now: u64) -
     Ok(())
 }
 
-fn flow_of(args: &LoginArgs) -> Flow {
+fn flow_of(args: &Args) -> Flow {
     if args.device {
         Flow::Device
     } else if args.no_browser {
@@ -641,9 +723,9 @@ fn account_note(record: &Record) -> String {
         .map_or_else(String::new, |account| format!(" ({account})"))
 }
 
-pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
+pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     if args.again {
-        return login_again(global, &args.name, flow_of(args), args);
+        return login_again(ctx, &args.name, flow_of(args), args);
     }
     vault_format::check_record_name(&args.name)
         .map_err(|reason| CliError::usage(format!("record name: {reason}")))?;
@@ -663,10 +745,10 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
         let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
         let record = new_record(&args.name, &plan, tokens, unix_now())?;
         let note = account_note(&record);
-        let mut vault = crate::commands::create_vault(&recipients, None)?;
+        let mut vault = create_vault(&recipients, None)?;
         vault.records_mut().push(record);
-        let sealed = crate::commands::seal_vault(&mut vault)?;
-        crate::fsio::write_atomic(output, &sealed, false)?;
+        let sealed = seal_vault(&mut vault)?;
+        vault_engine::fsio::write_atomic(output, &sealed, false)?;
         eprintln!(
             "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
              nothing else holds the tokens.",
@@ -677,17 +759,17 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
         return Ok(Exit::Success);
     }
     // Unlock first, so a wrong key or a taken name fails before the browser.
-    let store = crate::commands::store(global)?;
-    if !store.exists() {
+    let probe = ctx.session_without_keys()?;
+    if !block_on(probe.exists())?? {
         return Err(CliError::failure(format!(
             "no vault at {}: create one with `tokvault init`, or write a new one for a server with \
              --seal-to RECIPIENT -o FILE",
-            store.path.display()
+            probe.location()
         )));
     }
-    store.check_writable()?;
-    let mut keys = Keys::load(global)?;
-    let vault = store.read_and_open_unlocked(&mut keys)?;
+    block_on(vault_engine::Backend::check_writable(probe.backend()))??;
+    let session = ctx.session()?;
+    let vault = block_on(session.open())??;
     if vault.record(&args.name).is_some() && !args.replace {
         return Err(CliError::failure(format!(
             "a record named {:?} already exists; re-authorize it with `tokvault login {} --again`, \
@@ -699,32 +781,26 @@ pub(crate) fn login(global: &Global, args: &LoginArgs) -> Result<Exit> {
     let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
     let record = new_record(&args.name, &plan, tokens, unix_now())?;
     let note = account_note(&record);
-    save(&store, &mut keys, |vault| {
-        crate::commands::merge(vault, record, args.replace)
-    })?;
+    save(&session, |vault| merge(vault, record, args.replace))?;
     eprintln!(
         "Authorized {:?}{note}; saved in {}.",
         args.name,
-        store.path.display()
+        session.location()
     );
     Ok(Exit::Success)
 }
 
 /// Lock, re-read, change, seal, write: the tokens are new and a person
 /// authorized them, so a failed write keeps them in the rescue file.
-fn save(
-    store: &Store,
-    keys: &mut Keys,
-    change: impl FnOnce(&mut Vault) -> Result<()>,
-) -> Result<()> {
-    store.update(keys, IfWriteFails::Rescue, change)
+fn save(session: &VaultSession, change: impl FnOnce(&mut Vault) -> Result<()>) -> Result<()> {
+    block_on(session.update(IfWriteFails::Rescue, change))?
 }
 
-fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Result<Exit> {
-    let store = crate::commands::store(global)?;
-    store.check_writable()?;
-    let mut keys = Keys::load(global)?;
-    let vault = store.read_and_open_unlocked(&mut keys)?;
+fn login_again(ctx: &Context, name: &str, flow: Flow, args: &Args) -> Result<Exit> {
+    let probe = ctx.session_without_keys()?;
+    block_on(vault_engine::Backend::check_writable(probe.backend()))??;
+    let session = ctx.session()?;
+    let vault = block_on(session.open())??;
     let record = vault.record(name).ok_or_else(|| {
         CliError::failure(format!(
             "no record named {name:?} to re-authorize (see `tokvault list`; a new one needs the client: \
@@ -738,20 +814,11 @@ fn login_again(global: &Global, name: &str, flow: Flow, args: &LoginArgs) -> Res
         args.device_url.as_deref(),
     )?;
     drop(vault);
-    reauthorize(
-        &store,
-        &mut keys,
-        name,
-        &plan,
-        flow,
-        args.port,
-        args.timeout,
-    )
+    reauthorize(&session, name, &plan, flow, args.port, args.timeout)
 }
 
 fn reauthorize(
-    store: &Store,
-    keys: &mut Keys,
+    session: &VaultSession,
     name: &str,
     plan: &Plan,
     flow: Flow,
@@ -761,7 +828,7 @@ fn reauthorize(
     let tokens = authorize(plan, name, flow, port, timeout)?;
     let now = unix_now();
     let mut note = String::new();
-    save(store, keys, |vault| {
+    save(session, |vault| {
         let record = vault.record_mut(name).ok_or_else(|| {
             CliError::failure(format!(
                 "record {name:?} was removed while the login ran; nothing was saved"
@@ -773,7 +840,7 @@ fn reauthorize(
     })?;
     eprintln!(
         "Re-authorized {name:?}{note}; saved in {}.",
-        store.path.display()
+        session.location()
     );
     Ok(Exit::Success)
 }
@@ -782,8 +849,7 @@ fn reauthorize(
 /// interactively when stdin is a terminal. Returns the names that were
 /// re-authorized.
 pub(crate) fn reauthorize_interactively(
-    store: &Store,
-    keys: &mut Keys,
+    session: &VaultSession,
     vault: &Vault,
     names: &[String],
 ) -> Vec<String> {
@@ -809,7 +875,7 @@ pub(crate) fn reauthorize_interactively(
         };
         let result = plan_for_record(record, &[], None, None).and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
-            reauthorize(store, keys, name, &plan, flow, None, None)
+            reauthorize(session, name, &plan, flow, None, None)
         });
         match result {
             Ok(_) => done.push(name.clone()),

@@ -1,0 +1,31 @@
+//! `tokvault man [COMMAND]`: the man page of tokvault, or of one command
+//! as `tokvault-COMMAND`.
+
+use crate::cli::Cli;
+use crate::error::{CliError, Exit, Result};
+use crate::output::write_stdout;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// A command, for its own page (tokvault-COMMAND.1)
+    command: Option<String>,
+}
+
+pub(crate) fn exec(args: &Args) -> Result<Exit> {
+    let top = <Cli as clap::CommandFactory>::command();
+    let page = match args.command.as_deref() {
+        None => clap_mangen::Man::new(top),
+        Some(name) => {
+            let sub = top.find_subcommand(name).cloned().ok_or_else(|| {
+                CliError::usage(format!("no command {name:?}; see `tokvault --help`"))
+            })?;
+            let title = format!("tokvault-{}", sub.get_name());
+            let sub = sub.bin_name(format!("tokvault {name}"));
+            clap_mangen::Man::new(sub).title(title)
+        }
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    page.render(&mut out)
+        .map_err(|e| CliError::failure(format!("cannot render the man page: {e}")))?;
+    write_stdout(&out)
+}

@@ -1,0 +1,101 @@
+//! `tokvault rekey`: changes the key slots and rotates the vault key.
+
+use vault_engine::IfWriteFails;
+use vault_format::{SecretString, Vault};
+
+use crate::cli::RecipientArgs;
+use crate::context::{Context, block_on};
+use crate::error::{CliError, Exit, Result};
+use crate::keys;
+use crate::vaults::{slot_error, slot_specs};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    recipients: RecipientArgs,
+    /// Drop this recipient's slot (repeatable)
+    #[arg(long, value_name = "RECIPIENT")]
+    remove_recipient: Vec<String>,
+    /// Drop the passphrase slots
+    #[arg(long, conflicts_with = "passphrase")]
+    remove_passphrase: bool,
+}
+
+pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
+    let session = ctx.session()?;
+    let added = keys::recipients(&args.recipients)?;
+    let mut removed = Vec::new();
+    for r in &args.remove_recipient {
+        let (_, canonical) = vault_format::canonical_recipient(r)
+            .map_err(|reason| CliError::usage(format!("--remove-recipient {r:?}: {reason}")))?;
+        removed.push(canonical);
+    }
+    let (count, with_passphrase) = block_on(session.update(IfWriteFails::Fail, |vault| {
+        let recipients = new_recipients(vault, &removed, added)?;
+        let passphrase = new_passphrase(ctx, args, vault, session.passphrase())?;
+        if recipients.is_empty() && passphrase.is_none() {
+            return Err(CliError::usage(
+                "refusing to leave the vault without any key slot",
+            ));
+        }
+        vault
+            .rekey(&slot_specs(&recipients, passphrase.as_ref()))
+            .map_err(slot_error)?;
+        Ok((recipients.len(), passphrase.is_some()))
+    }))??;
+    tracing::info!(
+        "rekeyed {}: {count} recipient(s){}",
+        session.location(),
+        if with_passphrase {
+            " and a passphrase"
+        } else {
+            ""
+        }
+    );
+    Ok(Exit::Success)
+}
+
+/// The vault's recipients without `removed` (each must be one of them),
+/// with `added`.
+fn new_recipients(vault: &Vault, removed: &[String], added: Vec<String>) -> Result<Vec<String>> {
+    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
+    for r in removed {
+        if !current.contains(r) {
+            return Err(CliError::usage(format!(
+                "{r} is not a recipient of this vault (see `tokvault inspect`)"
+            )));
+        }
+    }
+    let mut recipients: Vec<String> = current
+        .into_iter()
+        .filter(|r| !removed.contains(r))
+        .collect();
+    for r in added {
+        if !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    Ok(recipients)
+}
+
+/// The passphrase of the new passphrase slot: a new one (`--passphrase`),
+/// the current one (a passphrase slot is kept), or none.
+fn new_passphrase(
+    ctx: &Context,
+    args: &Args,
+    vault: &Vault,
+    current: Option<SecretString>,
+) -> Result<Option<SecretString>> {
+    if args.recipients.passphrase {
+        return keys::new_passphrase(ctx.passphrase_file.as_deref()).map(Some);
+    }
+    if !vault.has_passphrase_slot() || args.remove_passphrase {
+        return Ok(None);
+    }
+    current.map(Some).ok_or_else(|| {
+        CliError::usage(
+            "the vault has a passphrase slot, which a rekey must rebuild: give the current passphrase \
+             (--passphrase-file), set a new one (--passphrase) or drop it (--remove-passphrase)",
+        )
+    })
+}

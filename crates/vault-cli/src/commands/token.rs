@@ -1,0 +1,66 @@
+//! `tokvault token NAME` and `tokvault header NAME`: a valid access token,
+//! refreshed and saved first when needed.
+
+use std::time::Duration;
+
+use vault_format::SecretString;
+use vault_oauth::{Refresher, RefresherConfig};
+use zeroize::Zeroizing;
+
+use crate::context::{Context, block_on};
+use crate::duration::parse_duration;
+use crate::error::{Exit, Result};
+use crate::output::print_line;
+use crate::signals::HeldStopSignals;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Record name
+    name: String,
+    /// Refresh when less than this validity remains
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    min_valid: Duration,
+}
+
+pub(crate) fn exec_token(ctx: &Context, args: &Args) -> Result<Exit> {
+    let token = valid_token(ctx, &args.name, args.min_valid)?;
+    print_line(token.expose_secret())
+}
+
+pub(crate) fn exec_header(ctx: &Context, args: &Args) -> Result<Exit> {
+    let token = valid_token(ctx, &args.name, args.min_valid)?;
+    let mut line = Zeroizing::new(String::with_capacity(token.len() + 32));
+    line.push_str("Authorization: Bearer ");
+    line.push_str(token.expose_secret());
+    print_line(&line)
+}
+
+/// A valid access token for `name`: the stored one when it stays valid for
+/// `min_valid` (no lock, no write), else refreshed and saved first, with
+/// stop signals held while a request is out.
+pub(crate) fn valid_token(ctx: &Context, name: &str, min_valid: Duration) -> Result<SecretString> {
+    let session = ctx.session()?;
+    let refresher = || {
+        Refresher::new(RefresherConfig::default())
+            .map_err(|e| vault_engine::EngineError::failure(e.to_string()))
+    };
+    let (issued, run) = block_on(session.access_token(
+        name,
+        min_valid,
+        refresher,
+        crate::commands::refresh::DEFAULT_MAX_RUN_TIME,
+        HeldStopSignals::hold,
+    ))??;
+    if let Some(rescue) = run.as_ref().and_then(|r| r.rescued.as_ref()) {
+        // Saved, but not where the next reader looks first: say so, and
+        // still hand out the token (it is valid).
+        tracing::error!(
+            "{}",
+            vault_engine::rescued_error(session.location(), rescue)
+        );
+    }
+    if let Some(reason) = &issued.stale_because {
+        tracing::warn!(record = %name, "refresh failed for now; the current token is still valid and is used: {reason}");
+    }
+    Ok(issued.token)
+}

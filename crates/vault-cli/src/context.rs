@@ -1,0 +1,102 @@
+//! What every command needs, resolved once from the global options (fd's
+//! `Config`, ripgrep's `HiArgs`): paths, the lock wait, the rollback policy,
+//! and the session on the vault. The clap `Global` stops here.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vault_engine::{FileBackend, Session, SessionOptions, UnlockMaterial};
+
+use crate::cli::Global;
+use crate::error::{CliError, Result};
+use crate::keys;
+
+/// The session every command opens the vault with.
+pub(crate) type VaultSession = Session<FileBackend>;
+
+/// The resolved global options.
+pub(crate) struct Context {
+    /// `--vault`; else the XDG default, found when a command needs it.
+    vault: Option<PathBuf>,
+    /// `--state-dir`; else the XDG default, likewise.
+    state_dir: Option<PathBuf>,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) accept_rollback: bool,
+    /// `--passphrase-file`, for commands that set a new passphrase.
+    pub(crate) passphrase_file: Option<PathBuf>,
+    global: GlobalKeys,
+}
+
+/// What finding the unlock material needs (kept to load it only when a
+/// command opens the vault).
+struct GlobalKeys {
+    identities: Vec<PathBuf>,
+    passphrase_file: Option<PathBuf>,
+}
+
+impl Context {
+    pub(crate) fn new(global: &Global) -> Self {
+        Self {
+            vault: global.vault.clone(),
+            state_dir: global.state_dir.clone(),
+            lock_timeout: global.lock_timeout,
+            accept_rollback: global.accept_rollback,
+            passphrase_file: global.passphrase_file.clone(),
+            global: GlobalKeys {
+                identities: global.identities.clone(),
+                passphrase_file: global.passphrase_file.clone(),
+            },
+        }
+    }
+
+    /// The identities and passphrase the options (or their defaults) name.
+    pub(crate) fn unlock_material(&self) -> Result<UnlockMaterial> {
+        keys::unlock_material(
+            &self.global.identities,
+            self.global.passphrase_file.as_deref(),
+        )
+    }
+
+    /// A session that can open the vault.
+    pub(crate) fn session(&self) -> Result<VaultSession> {
+        self.session_with(self.unlock_material()?)
+    }
+
+    /// A session that never opens the vault (`init`, `inspect`).
+    pub(crate) fn session_without_keys(&self) -> Result<VaultSession> {
+        self.session_with(UnlockMaterial::default())
+    }
+
+    fn session_with(&self, unlock: UnlockMaterial) -> Result<VaultSession> {
+        let vault = match &self.vault {
+            Some(path) => path.clone(),
+            None => crate::paths::default_vault()?,
+        };
+        let state_dir = match &self.state_dir {
+            Some(path) => path.clone(),
+            None => crate::paths::default_state_dir()?,
+        };
+        let backend = FileBackend::new(&vault, &state_dir)?;
+        Ok(Session::new(
+            backend,
+            state_dir,
+            unlock,
+            Box::new(keys::Terminal),
+            SessionOptions {
+                accept_rollback: self.accept_rollback,
+                lock_wait: self.lock_timeout,
+            },
+        ))
+    }
+}
+
+/// Runs `future` on a single-threaded runtime (a command's storage and
+/// network work).
+pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}

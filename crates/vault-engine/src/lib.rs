@@ -1,0 +1,29 @@
+//! tokvault's library layer between the pure crates (`vault-format`,
+//! `vault-oauth`) and a front end (the `tokvault` binary, later a server):
+//! vault storage behind a trait ([`store::Backend`]), the one
+//! read-modify-write transaction ([`Session::update`]), local state (pins,
+//! health, rescue files) and unlock material. It never prints, prompts
+//! (it asks through [`Callbacks`]) or exits; errors carry a class
+//! ([`ErrorKind`]) that the front end maps to what it speaks.
+
+pub mod callbacks;
+pub mod error;
+pub mod fsio;
+pub mod health;
+pub mod refresh;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod unlock;
+
+pub use callbacks::{Callbacks, NoUi};
+pub use error::{EngineError, ErrorKind, Result};
+pub use refresh::{RecordResult, RefreshRun, RunSummary, Selection, human_duration};
+pub use session::{
+    IfWriteFails, Locked, Opened, Saved, Saver, Session, SessionOptions, rescued_error, unix_now,
+};
+pub use state::StateDir;
+pub use store::{Backend, FileBackend, Lease, MemoryBackend, Snapshot, Version};
+pub use token::{IssuedToken, choose_token, stored_token};
+pub use unlock::{SecretFilePolicy, UnlockMaterial};

@@ -1,0 +1,199 @@
+//! Unlock material: age identities (or unencrypted SSH keys) and a
+//! passphrase, read from files that must not be readable by group or
+//! others. Where the files are is the front end's business.
+
+use std::io::{BufReader, Read as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use vault_format::SecretString;
+use zeroize::Zeroizing;
+
+use crate::error::{EngineError, Result};
+
+/// The largest secret file read.
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// Identities and (maybe) a passphrase, loaded once per operation.
+#[derive(Default)]
+pub struct UnlockMaterial {
+    pub(crate) identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    pub(crate) passphrase: Option<SecretString>,
+    /// A passphrase was asked for already (ask once).
+    pub(crate) asked: bool,
+}
+
+impl std::fmt::Debug for UnlockMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockMaterial")
+            .field("identities", &self.identities.len())
+            .field("passphrase", &self.passphrase.is_some())
+            .finish()
+    }
+}
+
+/// Where secret files may be less private: systemd's credentials directory.
+#[derive(Clone, Debug, Default)]
+pub struct SecretFilePolicy {
+    /// `$CREDENTIALS_DIRECTORY`: its files are 0400 plus an ACL for the
+    /// service user, which stat shows as 0440; systemd already limits who
+    /// can read that directory, so the mode check applies elsewhere.
+    pub credentials_dir: Option<PathBuf>,
+}
+
+impl SecretFilePolicy {
+    fn exempts(&self, path: &Path) -> bool {
+        let Some(dir) = &self.credentials_dir else {
+            return false;
+        };
+        match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+            (Ok(dir), Ok(path)) => path.starts_with(dir),
+            _ => false,
+        }
+    }
+
+    /// Reads a secret file: refuses group/other access, sizes the buffer up
+    /// front so no reallocation leaves a copy behind.
+    pub fn read(&self, path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| EngineError::io(&format!("cannot open {what}"), path, e))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| EngineError::io(&format!("cannot read {what}"), path, e))?;
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 && !self.exempts(path) {
+            return Err(EngineError::failure(format!(
+                "{what} {} is readable by group or others (mode {:o}): run chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+        if metadata.len() > MAX_SECRET_FILE {
+            return Err(EngineError::failure(format!(
+                "{what} {} is larger than 1 MiB",
+                path.display()
+            )));
+        }
+        let len = usize::try_from(metadata.len()).unwrap_or(0);
+        let mut buffer = Zeroizing::new(Vec::with_capacity(len + 1));
+        file.read_to_end(&mut buffer)
+            .map_err(|e| EngineError::io(&format!("cannot read {what}"), path, e))?;
+        Ok(buffer)
+    }
+
+    /// A passphrase from a file: one line, a final newline dropped.
+    pub fn read_passphrase(&self, path: &Path) -> Result<SecretString> {
+        let bytes = self.read(path, "passphrase file")?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            EngineError::failure(format!("passphrase file {} is not UTF-8", path.display()))
+        })?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.is_empty() {
+            return Err(EngineError::failure(format!(
+                "passphrase file {} is empty",
+                path.display()
+            )));
+        }
+        Ok(SecretString::copy_from(text))
+    }
+
+    /// An age identity file (`AGE-SECRET-KEY-1…` lines) or an unencrypted
+    /// OpenSSH / PEM SSH private key.
+    pub fn read_identities(
+        &self,
+        path: &Path,
+    ) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+        let bytes = self.read(path, "identity file")?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            EngineError::failure(format!("identity file {} is not text", path.display()))
+        })?;
+        if text.contains("PRIVATE KEY-----") {
+            return ssh_identity(path, text);
+        }
+        let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes())).map_err(|_| {
+            EngineError::failure(format!(
+                "{} is not an age identity file (AGE-SECRET-KEY-1… lines) or an SSH private key",
+                path.display()
+            ))
+        })?;
+        let identities = file.into_identities().map_err(|_| {
+            EngineError::failure(format!(
+                "{} holds an identity tokvault cannot use",
+                path.display()
+            ))
+        })?;
+        if identities.is_empty() {
+            return Err(EngineError::failure(format!(
+                "{} holds no identity",
+                path.display()
+            )));
+        }
+        Ok(identities)
+    }
+}
+
+fn ssh_identity(path: &Path, text: &str) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+    let identity = age::ssh::Identity::from_buffer(
+        BufReader::new(text.as_bytes()),
+        Some(path.display().to_string()),
+    )
+    .map_err(|_| {
+        EngineError::failure(format!(
+            "{} is not a usable SSH private key",
+            path.display()
+        ))
+    })?;
+    match identity {
+        age::ssh::Identity::Unencrypted(_) => Ok(vec![Box::new(identity)]),
+        age::ssh::Identity::Encrypted(_) => Err(EngineError::failure(format!(
+            "the SSH key {} is passphrase-protected; tokvault needs an unencrypted key or an age identity (tokvault keygen)",
+            path.display()
+        ))),
+        age::ssh::Identity::Unsupported(_) => Err(EngineError::failure(format!(
+            "the SSH key {} is of a kind age does not support (use ed25519 or RSA)",
+            path.display()
+        ))),
+    }
+}
+
+impl UnlockMaterial {
+    /// The identities in `identity_files` and the passphrase in
+    /// `passphrase_file`, read under `policy`.
+    pub fn load(
+        identity_files: &[PathBuf],
+        passphrase_file: Option<&Path>,
+        policy: &SecretFilePolicy,
+    ) -> Result<Self> {
+        let mut identities = Vec::new();
+        for path in identity_files {
+            identities.extend(policy.read_identities(path)?);
+        }
+        let passphrase = passphrase_file
+            .map(|p| policy.read_passphrase(p))
+            .transpose()?;
+        Ok(Self {
+            identities,
+            passphrase,
+            asked: false,
+        })
+    }
+
+    /// Whether nothing was given that could open a vault.
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty() && self.passphrase.is_none()
+    }
+
+    /// What `Vault::open` should try: every identity, then the passphrase.
+    pub fn unlock(&self) -> vault_format::Unlock<'_> {
+        let mut unlock = vault_format::Unlock::new();
+        for identity in &self.identities {
+            unlock = unlock.identity(identity.as_ref());
+        }
+        if let Some(passphrase) = &self.passphrase {
+            unlock = unlock.passphrase(passphrase);
+        }
+        unlock
+    }
+}
