@@ -186,4 +186,70 @@ mod tests {
         assert!(Health::parse("not json").records.is_empty());
         assert!(Health::parse("{\"records\": 5}").records.is_empty());
     }
+
+    fn result(name: &str, class: Option<RefreshClass>) -> RecordResult {
+        RecordResult {
+            name: name.to_owned(),
+            class,
+            message: String::new(),
+            error_code: None,
+            attempts: 1,
+        }
+    }
+
+    fn vault_with(names: &[&str]) -> Vault {
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        let mut vault =
+            Vault::create(&[vault_format::SlotSpec::Recipient(&recipient)]).expect("vault");
+        for name in names {
+            vault.records_mut().push(vault_format::Record::new(
+                *name,
+                vault_format::Provider::Generic,
+                "https://auth.example/token",
+                vault_format::Credential::RefreshToken(vault_format::RefreshTokenCredential {
+                    client_id: "c".to_owned(),
+                    client_secret: None,
+                    client_auth: vault_format::ClientAuth::None,
+                    refresh_token: vault_format::SecretString::copy_from("rt"),
+                    refresh_token_issued_at: None,
+                    authorization_endpoint: None,
+                }),
+                0,
+            ));
+        }
+        vault
+    }
+
+    #[test]
+    fn streaks_and_first_rejections_are_folded_in() {
+        let vault = vault_with(&["mail"]);
+        let mut health = Health::default();
+        let transient = [result("mail", Some(RefreshClass::Transient))];
+        health.record_run(&vault, &transient, 10);
+        health.record_run(&vault, &transient, 20);
+        let mail = &health.records["mail"];
+        assert_eq!((mail.transient_in_a_row, mail.failing_since), (2, Some(10)));
+        // Still valid: no attempt, nothing changes.
+        health.record_run(&vault, &[result("mail", None)], 25);
+        assert_eq!(health.records["mail"].transient_in_a_row, 2);
+        let rejected = [result("mail", Some(RefreshClass::ReauthorizationRequired))];
+        assert_eq!(health.record_run(&vault, &rejected, 30), ["mail"]);
+        assert!(
+            health.record_run(&vault, &rejected, 40).is_empty(),
+            "only the first time"
+        );
+        let mail = &health.records["mail"];
+        assert_eq!(
+            mail.transient_in_a_row, 0,
+            "a permanent outcome ends the streak"
+        );
+        assert_eq!(mail.reauthorization_needed_since, Some(30));
+        health.record_run(&vault, &[result("mail", Some(RefreshClass::Refreshed))], 50);
+        assert_eq!(health.records["mail"].reauthorization_needed_since, None);
+        assert_eq!(health.records["mail"].outcomes.values().sum::<u64>(), 5);
+        // A record no longer in the vault is forgotten.
+        health.record_run(&vault_with(&[]), &[], 60);
+        assert!(health.records.is_empty());
+    }
 }

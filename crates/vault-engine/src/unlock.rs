@@ -159,6 +159,18 @@ fn ssh_identity(path: &Path, text: &str) -> Result<Vec<Box<dyn age::Identity + S
 }
 
 impl UnlockMaterial {
+    /// Material already in memory (tests, a front end with its own store).
+    pub fn new(
+        identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+        passphrase: Option<SecretString>,
+    ) -> Self {
+        Self {
+            identities,
+            passphrase,
+            asked: false,
+        }
+    }
+
     /// The identities in `identity_files` and the passphrase in
     /// `passphrase_file`, read under `policy`.
     pub fn load(
