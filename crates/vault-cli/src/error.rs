@@ -21,6 +21,12 @@ pub(crate) enum Exit {
     NotSaved = 6,
 }
 
+impl Exit {
+    /// What the codes a refresh run ends with mean (metrics help text).
+    pub(crate) const REFRESH_CODES: &str = "0 ok, 1 error, 3 re-authorization required, \
+         4 temporary failure, 5 untrusted vault, 6 new tokens kept in the rescue file";
+}
+
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit as u8)

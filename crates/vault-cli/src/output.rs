@@ -9,6 +9,7 @@ use vault_format::{Credential, Record};
 use crate::error::{CliError, Exit, Result};
 
 pub(crate) use vault_engine::human_duration;
+use vault_engine::metrics::refresh_token_issued_at;
 
 /// Writes `text` and a newline to stdout, flushed.
 pub(crate) fn print_line(text: &str) -> Result<Exit> {
@@ -39,14 +40,6 @@ fn kind(record: &Record) -> &'static str {
         Credential::RefreshToken(_) => "refresh-token",
         Credential::ServiceAccount(_) => "service-account",
         _ => "unknown",
-    }
-}
-
-/// When the refresh token was issued (or the record created).
-pub(crate) fn refresh_token_issued_at(record: &Record) -> Option<u64> {
-    match &record.credential {
-        Credential::RefreshToken(c) => c.refresh_token_issued_at.or(Some(record.created_at)),
-        _ => None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod callbacks;
 pub mod error;
 pub mod fsio;
 pub mod health;
+pub mod metrics;
 pub mod refresh;
 pub mod session;
 pub mod state;

@@ -81,7 +81,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         Err(error) => {
             // Monitoring must see a run that could not even start.
             if let Some(path) = &args.monitor.metrics_file {
-                let text = monitor::render_failed_run(error.exit, vault_engine::unix_now());
+                let text = vault_engine::metrics::render_failed_run(&run_metrics(error.exit));
                 if let Err(e) = monitor::write_metrics(path, &text) {
                     tracing::error!("metrics not written: {e}");
                 }
@@ -166,10 +166,19 @@ fn after_run(ctx: &Context, session: &VaultSession, args: &Args, summary: &RunSu
         );
     }
     if let Some(path) = &monitor_args.metrics_file {
-        let text = monitor::render_metrics(&summary.vault, &health, exit, now);
+        let text = vault_engine::metrics::render(&summary.vault, &health, &run_metrics(exit));
         if let Err(error) = monitor::write_metrics(path, &text) {
             tracing::error!("metrics not written: {error}");
         }
+    }
+}
+
+/// The run as the metrics file reports it.
+fn run_metrics(exit: Exit) -> vault_engine::metrics::RunMetrics<'static> {
+    vault_engine::metrics::RunMetrics {
+        now: vault_engine::unix_now(),
+        exit_code: exit as u8,
+        exit_codes: Exit::REFRESH_CODES,
     }
 }
 
