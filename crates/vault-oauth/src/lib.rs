@@ -58,6 +58,7 @@ mod http;
 mod jwt;
 mod login;
 mod outcome;
+mod plan;
 mod policy;
 mod refresher;
 mod request;
@@ -81,6 +82,7 @@ pub use outcome::{
     Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, Salvaged, ServerError,
     TransientFailure, TransientKind,
 };
+pub use plan::{ClientFile, FixedRedirect, LoginInputs, LoginPlan, LoginProvider, PlanError};
 pub use policy::{DEFAULT_MIN_VALIDITY, RefreshNeed, records_to_refresh, refresh_need};
 pub use refresher::{RefreshReport, Refresher, RefresherConfig, RetryPolicy, SendWindow};
 pub use request::{OAuthClient, RefreshRequest};

@@ -6,15 +6,11 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-use vault_format::{
-    AccessToken, ClientAuth, Credential, Provider, Record, RefreshClass, RefreshStatus,
-    RefreshTokenCredential, SecretString, Vault,
-};
+use vault_format::{ClientAuth, Record, SecretString, Vault};
 use vault_oauth::{
-    AuthorizationRequest, GOOGLE_AUTHORIZATION_ENDPOINT, GOOGLE_TOKEN_ENDPOINT, LoginError,
-    LoopbackListener, OAuthClient, PendingAuthorization, ProviderPreset, Refreshed, Refresher,
-    RefresherConfig, TokenEndpoint, id_token_account,
+    AuthorizationRequest, ClientFile, LoginError, LoginInputs, LoginPlan, LoginProvider,
+    LoopbackListener, PendingAuthorization, PlanError, Refreshed, Refresher, RefresherConfig,
+    TokenEndpoint,
 };
 use zeroize::Zeroizing;
 
@@ -109,334 +105,72 @@ pub(crate) enum Flow {
     Device,
 }
 
-/// Everything a login needs to know about the provider and the client.
-struct Plan {
-    provider: Provider,
-    token_endpoint: String,
-    authorization_endpoint: String,
-    device_endpoint: Option<String>,
-    client: OAuthClient,
-    scopes: Vec<String>,
-    extra_params: Vec<(String, String)>,
-    /// A registered redirect URI to use as is (Google "web" clients), with
-    /// its port and path; else any free loopback port.
-    fixed_redirect: Option<(String, u16, String)>,
-}
-
-/// The fields of a Google Cloud console client JSON.
-struct ClientFile {
-    client_id: String,
-    client_secret: Option<SecretString>,
-    auth_uri: Option<String>,
-    token_uri: Option<String>,
-    /// A loopback redirect URI with a port, required for "web" clients.
-    web_redirect: Option<(String, u16, String)>,
-}
-
-fn read_client_file(path: &Path) -> Result<ClientFile> {
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|e| CliError::io("cannot read the client file", path, &e))?,
-    );
-    let what = format!("client file {}", path.display());
-    let mut top: Map<String, Value> = match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(object)) => object,
-        _ => {
-            return Err(CliError::failure(format!(
-                "{what} is not the JSON object the Google Cloud console downloads"
-            )));
-        }
-    };
-    let (kind, mut object) = match (top.remove("installed"), top.remove("web")) {
-        (Some(Value::Object(o)), _) => ("installed", o),
-        (None, Some(Value::Object(o))) => ("web", o),
-        _ => {
-            return Err(CliError::failure(format!(
-                "{what} has neither an \"installed\" nor a \"web\" client; download the JSON of an \
-                 OAuth client of type Desktop app (APIs & Services > Credentials)"
-            )));
-        }
-    };
-    let text = |object: &Map<String, Value>, key: &str| {
-        object.get(key).and_then(Value::as_str).map(str::to_owned)
-    };
-    let client_id = text(&object, "client_id")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| CliError::failure(format!("{what} has no client_id")))?;
-    let client_secret = match object.remove("client_secret") {
-        Some(Value::String(secret)) if !secret.is_empty() => Some(SecretString::new(secret)),
-        _ => None,
-    };
-    let web_redirect = if kind == "web" {
-        let uris: Vec<String> = object
-            .get("redirect_uris")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let found = uris.iter().find_map(|uri| loopback_redirect(uri));
-        Some(found.ok_or_else(|| {
-            CliError::failure(format!(
-                "{what} is a \"web\" client without a loopback redirect URI with a port (e.g. \
-                 http://127.0.0.1:8085/); add one in the Cloud console, or create a Desktop app client"
-            ))
-        })?)
-    } else {
-        None
-    };
-    Ok(ClientFile {
-        client_id,
-        client_secret,
-        auth_uri: text(&object, "auth_uri"),
-        token_uri: text(&object, "token_uri"),
-        web_redirect,
-    })
-}
-
-/// `http://127.0.0.1:PORT/path` or `http://localhost:PORT/path`.
-fn loopback_redirect(uri: &str) -> Option<(String, u16, String)> {
-    let url = url::Url::parse(uri).ok()?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost"));
-    (url.scheme() == "http" && loopback)
-        .then(|| url.port())
-        .flatten()
-        .map(|port| (uri.to_owned(), port, url.path().to_owned()))
-}
-
-fn provider_arg(args: &Args) -> ProviderArg {
-    args.provider.unwrap_or(if args.client_secrets.is_some() {
-        ProviderArg::Google
-    } else {
-        ProviderArg::Generic
-    })
-}
-
-fn client_auth(
-    arg: Option<ClientAuthArg>,
-    provider: ProviderArg,
-    has_secret: bool,
-) -> Result<ClientAuth> {
-    let auth = match (arg, has_secret) {
-        (Some(ClientAuthArg::Post), _) => ClientAuth::ClientSecretPost,
-        (Some(ClientAuthArg::Basic), _) => ClientAuth::ClientSecretBasic,
-        (Some(ClientAuthArg::None), _) | (None, false) => ClientAuth::None,
-        (None, true) if provider == ProviderArg::Generic => ClientAuth::ClientSecretBasic,
-        (None, true) => ClientAuth::ClientSecretPost,
-    };
-    if auth != ClientAuth::None && !has_secret {
-        return Err(CliError::usage(
-            "--client-auth post or basic needs a client secret: give --client-secret-file or --client-secrets",
-        ));
-    }
-    Ok(auth)
-}
-
-fn has_scope(scopes: &[String], scope: &str) -> bool {
-    scopes.iter().any(|s| s == scope)
-}
-
-/// Google: a refresh token only with `access_type=offline`, and again
-/// after an earlier consent only with `prompt=consent`.
-fn google_params() -> Vec<(String, String)> {
-    vec![
-        ("access_type".to_owned(), "offline".to_owned()),
-        ("prompt".to_owned(), "consent".to_owned()),
-    ]
-}
-
-fn microsoft_device_url(token_endpoint: &str) -> Option<String> {
-    token_endpoint
-        .strip_suffix("/token")
-        .map(|base| format!("{base}/devicecode"))
-}
-
-/// The plan for a new record, from flags and the client file.
-fn new_plan(args: &Args) -> Result<Plan> {
-    let provider = provider_arg(args);
-    let file = args
+/// The plan for a new record, from the options and the files they name.
+fn new_plan(args: &Args) -> Result<LoginPlan> {
+    let client_file = args
         .client_secrets
         .as_deref()
-        .map(read_client_file)
-        .transpose()?;
-    let client_secret = match (&args.client_secret_file, &file) {
-        (Some(path), _) => {
-            let bytes = keys::secret_file_policy().read(path, "client secret file")?;
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| CliError::failure(format!("{} is not text", path.display())))?
-                .trim();
-            if text.is_empty() {
-                return Err(CliError::failure(format!("{} is empty", path.display())));
-            }
-            Some(SecretString::copy_from(text))
-        }
-        (None, Some(file)) => file.client_secret.clone(),
-        (None, None) => None,
-    };
-    let client_id = match (&args.client_id, &file) {
-        (Some(id), _) => id.clone(),
-        (None, Some(file)) => file.client_id.clone(),
-        (None, None) => {
-            return Err(CliError::usage(
-                "give the OAuth client: --client-secrets FILE (Google) or --client-id ID",
-            ));
-        }
-    };
-    let auth = client_auth(args.client_auth, provider, client_secret.is_some())?;
-    let client = OAuthClient {
-        client_id,
-        client_secret,
-        client_auth: auth,
-    };
-    if args.tenant.is_some() && provider != ProviderArg::Microsoft {
-        return Err(CliError::usage("--tenant applies to --provider microsoft"));
-    }
-    let mut scopes = args.scopes.clone();
-    let file_auth = file.as_ref().and_then(|f| f.auth_uri.clone());
-    let file_token = file.as_ref().and_then(|f| f.token_uri.clone());
-    let (provider_label, token_endpoint, authorization_endpoint, device_endpoint, extra_params) =
-        match provider {
-            ProviderArg::Google => {
-                if scopes.is_empty() {
-                    return Err(CliError::usage(
-                        "give the scopes the job needs, e.g. --scope https://www.googleapis.com/auth/gmail.send \
-                         (Google issues no token without one)",
-                    ));
-                }
-                (
-                    Provider::Google,
-                    args.token_url
-                        .clone()
-                        .or(file_token)
-                        .unwrap_or_else(|| GOOGLE_TOKEN_ENDPOINT.to_owned()),
-                    args.auth_url
-                        .clone()
-                        .or(file_auth)
-                        .unwrap_or_else(|| GOOGLE_AUTHORIZATION_ENDPOINT.to_owned()),
-                    None,
-                    google_params(),
-                )
-            }
-            ProviderArg::Microsoft => {
-                let preset = ProviderPreset::microsoft(args.tenant.as_deref().unwrap_or("common"))
-                    .map_err(CliError::usage)?;
-                if !has_scope(&scopes, "offline_access") {
-                    scopes.push("offline_access".to_owned());
-                }
-                let token = args.token_url.clone().unwrap_or(preset.token_endpoint);
-                (
-                    Provider::Microsoft,
-                    token.clone(),
-                    args.auth_url
-                        .clone()
-                        .or(preset.authorization_endpoint)
-                        .unwrap_or_default(),
-                    args.device_url
-                        .clone()
-                        .or_else(|| microsoft_device_url(&token)),
-                    Vec::new(),
-                )
-            }
-            ProviderArg::Generic => {
-                let token = args.token_url.clone().or(file_token).ok_or_else(|| {
-                    CliError::usage("--provider generic needs --token-url URL (and --auth-url URL, or --device-url URL with --device)")
-                })?;
-                let authorization = args.auth_url.clone().or(file_auth);
-                if authorization.is_none() && !args.device {
-                    return Err(CliError::usage(
-                        "--provider generic needs --auth-url URL (or --device with --device-url URL)",
-                    ));
-                }
-                (
-                    Provider::Generic,
-                    token,
-                    authorization.unwrap_or_default(),
-                    args.device_url.clone(),
-                    Vec::new(),
-                )
-            }
-        };
-    TokenEndpoint::parse(&token_endpoint).map_err(CliError::usage)?;
-    Ok(Plan {
-        provider: provider_label,
-        token_endpoint,
-        authorization_endpoint,
-        device_endpoint,
-        client,
-        scopes,
-        extra_params,
-        fixed_redirect: file.and_then(|f| f.web_redirect),
-    })
-}
-
-/// The plan to re-authorize `record` with what it stores.
-fn plan_for_record(
-    record: &Record,
-    scopes: &[String],
-    auth_url: Option<&str>,
-    device_url: Option<&str>,
-) -> Result<Plan> {
-    let Credential::RefreshToken(credential) = &record.credential else {
-        return Err(CliError::failure(format!(
-            "record {:?} is not a refresh-token record (service accounts need no login)",
-            record.name
-        )));
-    };
-    let authorization_endpoint = auth_url
-        .map(str::to_owned)
-        .or_else(|| credential.authorization_endpoint.clone())
-        .or_else(|| match record.provider {
-            Provider::Google => Some(GOOGLE_AUTHORIZATION_ENDPOINT.to_owned()),
-            Provider::Microsoft => record
-                .token_endpoint
-                .strip_suffix("/token")
-                .map(|base| format!("{base}/authorize")),
-            _ => None,
+        .map(|path| {
+            let bytes = Zeroizing::new(
+                std::fs::read(path)
+                    .map_err(|e| CliError::io("cannot read the client file", path, &e))?,
+            );
+            ClientFile::parse(&bytes, &format!("client file {}", path.display()))
+                .map_err(plan_error)
         })
-        .unwrap_or_default();
-    let device_endpoint = device_url.map(str::to_owned).or_else(|| {
-        (record.provider == Provider::Microsoft)
-            .then(|| microsoft_device_url(&record.token_endpoint))
-            .flatten()
-    });
-    let scopes = if scopes.is_empty() {
-        record.scopes.clone()
-    } else {
-        scopes.to_vec()
-    };
-    let extra_params = match record.provider {
-        Provider::Google => google_params(),
-        _ => Vec::new(),
-    };
-    Ok(Plan {
-        provider: record.provider.clone(),
-        token_endpoint: record.token_endpoint.clone(),
-        authorization_endpoint,
-        device_endpoint,
-        client: OAuthClient {
-            client_id: credential.client_id.clone(),
-            client_secret: credential.client_secret.clone(),
-            client_auth: credential.client_auth,
-        },
-        scopes,
-        extra_params,
-        fixed_redirect: None,
+        .transpose()?;
+    let client_secret = args
+        .client_secret_file
+        .as_deref()
+        .map(read_client_secret)
+        .transpose()?;
+    LoginPlan::resolve(LoginInputs {
+        provider: args.provider.map(|p| match p {
+            ProviderArg::Google => LoginProvider::Google,
+            ProviderArg::Microsoft => LoginProvider::Microsoft,
+            ProviderArg::Generic => LoginProvider::Generic,
+        }),
+        client_file,
+        client_id: args.client_id.clone(),
+        client_secret,
+        client_auth: args.client_auth.map(|a| match a {
+            ClientAuthArg::Post => ClientAuth::ClientSecretPost,
+            ClientAuthArg::Basic => ClientAuth::ClientSecretBasic,
+            ClientAuthArg::None => ClientAuth::None,
+        }),
+        scopes: args.scopes.clone(),
+        tenant: args.tenant.clone(),
+        auth_url: args.auth_url.clone(),
+        token_url: args.token_url.clone(),
+        device_url: args.device_url.clone(),
+        device: args.device,
     })
+    .map_err(plan_error)
 }
 
-fn login_error(error: LoginError, plan: &Plan) -> CliError {
+/// `--client-secret-file`: one line of text, 0600.
+fn read_client_secret(path: &Path) -> Result<SecretString> {
+    let bytes = keys::secret_file_policy().read(path, "client secret file")?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::failure(format!("{} is not text", path.display())))?
+        .trim();
+    if text.is_empty() {
+        return Err(CliError::failure(format!("{} is empty", path.display())));
+    }
+    Ok(SecretString::copy_from(text))
+}
+
+fn plan_error(error: PlanError) -> CliError {
+    match error {
+        PlanError::Usage(message) => CliError::usage(message),
+        PlanError::Invalid(message) => CliError::failure(message),
+    }
+}
+
+fn login_error(error: LoginError, plan: &LoginPlan) -> CliError {
     let mut message = error.to_string();
     if matches!(error, LoginError::NoRefreshToken) {
-        message.push_str(match plan.provider {
-            Provider::Google => {
-                "; Google issues one only with access_type=offline and, after an earlier consent, \
-                 prompt=consent (tokvault sends both): check that the client is a Desktop app client"
-            }
-            Provider::Microsoft => "; Microsoft issues one only when offline_access is granted",
-            _ => "; ask for the scope that grants one (often offline_access)",
-        });
+        message.push_str(plan.no_refresh_token_hint());
     }
     if error.is_transient() {
         CliError::temporary(message)
@@ -496,7 +230,7 @@ fn open_browser(url: &str) -> bool {
 
 /// Runs the flow and returns the token response (with a refresh token).
 fn authorize(
-    plan: &Plan,
+    plan: &LoginPlan,
     name: &str,
     flow: Flow,
     port: Option<u16>,
@@ -506,23 +240,10 @@ fn authorize(
         Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
     let token_endpoint = TokenEndpoint::parse(&plan.token_endpoint).map_err(CliError::failure)?;
     if flow == Flow::Device {
-        let device_url = match (&plan.device_endpoint, &plan.provider) {
-            (Some(url), _) => url.clone(),
-            (None, Provider::Google) => {
-                return Err(CliError::usage(
-                    "Google does not allow Gmail, Sheets or Drive scopes on the device flow; \
-                     use --no-browser instead (open the URL on any machine, paste the result here)",
-                ));
-            }
-            (None, _) => {
-                return Err(CliError::usage(
-                    "--device needs the provider's device authorization endpoint: --device-url URL",
-                ));
-            }
-        };
+        let device_url = plan.device_endpoint().map_err(plan_error)?;
         return run(async {
             let device = refresher
-                .start_device_authorization(&device_url, &plan.client, &plan.scopes)
+                .start_device_authorization(device_url, &plan.client, &plan.scopes)
                 .await
                 .map_err(|e| login_error(e, plan))?;
             eprintln!(
@@ -563,7 +284,7 @@ fn authorize(
     };
     let timeout = timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT);
     let (port, path) = match (&plan.fixed_redirect, port) {
-        (Some((_, fixed, path)), _) => (*fixed, path.clone()),
+        (Some(fixed), _) => (fixed.port, fixed.path.clone()),
         (None, port) => (port.unwrap_or(0), "/".to_owned()),
     };
     run(async {
@@ -572,7 +293,7 @@ fn authorize(
             .map_err(|e| login_error(e, plan))?;
         let redirect_uri = plan.fixed_redirect.as_ref().map_or_else(
             || listener.redirect_uri().to_owned(),
-            |(uri, _, _)| uri.clone(),
+            |fixed| fixed.uri.clone(),
         );
         let pending =
             PendingAuthorization::new(&request, &redirect_uri).map_err(|e| login_error(e, plan))?;
@@ -638,74 +359,6 @@ fn read_pasted_line() -> Result<Zeroizing<String>> {
     Ok(line)
 }
 
-/// A new record from a login's token response.
-fn new_record(name: &str, plan: &Plan, tokens: Refreshed, now: u64) -> Result<Record> {
-    let refresh_token = tokens
-        .refresh_token
-        .ok_or_else(|| CliError::failure("the provider issued no refresh token"))?;
-    let mut record = Record::new(
-        name,
-        plan.provider.clone(),
-        plan.token_endpoint.clone(),
-        Credential::RefreshToken(RefreshTokenCredential {
-            client_id: plan.client.client_id.clone(),
-            client_secret: plan.client.client_secret.clone(),
-            client_auth: plan.client.client_auth,
-            refresh_token,
-            refresh_token_issued_at: Some(tokens.obtained_at),
-            authorization_endpoint: (!plan.authorization_endpoint.is_empty())
-                .then(|| plan.authorization_endpoint.clone()),
-        }),
-        now,
-    );
-    record.scopes = tokens.scopes.unwrap_or_else(|| plan.scopes.clone());
-    record.account = tokens.id_token.as_ref().and_then(id_token_account);
-    record.access_token = Some(AccessToken {
-        token: tokens.access_token,
-        expires_at: tokens.expires_at,
-    });
-    record.last_refresh = Some(authorized_status(now));
-    Ok(record)
-}
-
-fn authorized_status(now: u64) -> RefreshStatus {
-    RefreshStatus {
-        at: now,
-        class: RefreshClass::Refreshed,
-        error_code: None,
-        error_description: None,
-    }
-}
-
-/// Puts a re-authorization's tokens into the existing `record`.
-fn renew_record(record: &mut Record, plan: &Plan, tokens: Refreshed, now: u64) -> Result<()> {
-    let Credential::RefreshToken(credential) = &mut record.credential else {
-        return Err(CliError::failure(format!(
-            "record {:?} changed kind while the login ran; nothing was saved",
-            record.name
-        )));
-    };
-    credential.refresh_token = tokens
-        .refresh_token
-        .ok_or_else(|| CliError::failure("the provider issued no refresh token"))?;
-    credential.refresh_token_issued_at = Some(tokens.obtained_at);
-    if !plan.authorization_endpoint.is_empty() {
-        credential.authorization_endpoint = Some(plan.authorization_endpoint.clone());
-    }
-    // What the server granted, else what was asked for.
-    record.scopes = tokens.scopes.unwrap_or_else(|| plan.scopes.clone());
-    if let Some(account) = tokens.id_token.as_ref().and_then(id_token_account) {
-        record.account = Some(account);
-    }
-    record.access_token = Some(AccessToken {
-        token: tokens.access_token,
-        expires_at: tokens.expires_at,
-    });
-    record.last_refresh = Some(authorized_status(now));
-    record.updated_at = now;
-    Ok(())
-}
-
 fn flow_of(args: &Args) -> Flow {
     if args.device {
         Flow::Device
@@ -743,7 +396,9 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             ..RecipientArgs::default()
         })?;
         let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
-        let record = new_record(&args.name, &plan, tokens, unix_now())?;
+        let record = plan
+            .new_record(&args.name, tokens, unix_now())
+            .map_err(plan_error)?;
         let note = account_note(&record);
         let mut vault = create_vault(&recipients, None)?;
         vault.records_mut().push(record);
@@ -779,7 +434,9 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     }
     drop(vault);
     let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
-    let record = new_record(&args.name, &plan, tokens, unix_now())?;
+    let record = plan
+        .new_record(&args.name, tokens, unix_now())
+        .map_err(plan_error)?;
     let note = account_note(&record);
     save(&session, |vault| merge(vault, record, args.replace))?;
     eprintln!(
@@ -807,12 +464,13 @@ fn login_again(ctx: &Context, name: &str, flow: Flow, args: &Args) -> Result<Exi
              `tokvault login {name} --client-secrets FILE ...`)"
         ))
     })?;
-    let plan = plan_for_record(
+    let plan = LoginPlan::for_record(
         record,
         &args.scopes,
         args.auth_url.as_deref(),
         args.device_url.as_deref(),
-    )?;
+    )
+    .map_err(plan_error)?;
     drop(vault);
     reauthorize(&session, name, &plan, flow, args.port, args.timeout)
 }
@@ -820,7 +478,7 @@ fn login_again(ctx: &Context, name: &str, flow: Flow, args: &Args) -> Result<Exi
 fn reauthorize(
     session: &VaultSession,
     name: &str,
-    plan: &Plan,
+    plan: &LoginPlan,
     flow: Flow,
     port: Option<u16>,
     timeout: Option<Duration>,
@@ -834,7 +492,7 @@ fn reauthorize(
                 "record {name:?} was removed while the login ran; nothing was saved"
             ))
         })?;
-        renew_record(record, plan, tokens, now)?;
+        plan.renew(record, tokens, now).map_err(plan_error)?;
         note = account_note(record);
         Ok(())
     })?;
@@ -873,7 +531,8 @@ pub(crate) fn reauthorize_interactively(
         let Some(record) = vault.record(name) else {
             continue;
         };
-        let result = plan_for_record(record, &[], None, None).and_then(|plan| {
+        let plan = LoginPlan::for_record(record, &[], None, None).map_err(plan_error);
+        let result = plan.and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
             reauthorize(session, name, &plan, flow, None, None)
         });

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use vault_format::SecretString;
 use vault_oauth::{Refresher, RefresherConfig};
 use zeroize::Zeroizing;
@@ -40,6 +41,13 @@ pub(crate) fn exec_header(ctx: &Context, args: &Args) -> Result<Exit> {
 /// stop signals held while a request is out.
 pub(crate) fn valid_token(ctx: &Context, name: &str, min_valid: Duration) -> Result<SecretString> {
     let session = ctx.session()?;
+    // A file backend answers without waiting: a still-valid token needs no
+    // async runtime.
+    match session.stored_token(name, min_valid).now_or_never() {
+        Some(Ok(Some(issued))) => return Ok(issued.token),
+        Some(Err(error)) => return Err(error.into()),
+        _ => {}
+    }
     let refresher = || {
         Refresher::new(RefresherConfig::default())
             .map_err(|e| vault_engine::EngineError::failure(e.to_string()))
