@@ -236,106 +236,152 @@ fn authorize(
     port: Option<u16>,
     timeout: Option<Duration>,
 ) -> Result<Refreshed> {
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
-    let token_endpoint = TokenEndpoint::parse(&plan.token_endpoint).map_err(CliError::failure)?;
-    if flow == Flow::Device {
+    let login = Authorizer {
+        plan,
+        name,
+        refresher: Refresher::new(RefresherConfig::default())
+            .map_err(|e| CliError::failure(e.to_string()))?,
+        token_endpoint: TokenEndpoint::parse(&plan.token_endpoint).map_err(CliError::failure)?,
+    };
+    match flow {
+        Flow::Device => run(login.device(timeout)),
+        Flow::Paste | Flow::Loopback => {
+            run(login.browser(flow, port, timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT)))
+        }
+    }
+}
+
+/// One login's protocol, talking to the person on stderr.
+struct Authorizer<'a> {
+    plan: &'a LoginPlan,
+    name: &'a str,
+    refresher: Refresher,
+    token_endpoint: TokenEndpoint,
+}
+
+impl Authorizer<'_> {
+    fn error(&self, error: LoginError) -> CliError {
+        login_error(error, self.plan)
+    }
+
+    /// RFC 8628: show the code, poll until approved (by default until the
+    /// code expires).
+    async fn device(&self, timeout: Option<Duration>) -> Result<Refreshed> {
+        let (plan, name) = (self.plan, self.name);
         let device_url = plan.device_endpoint().map_err(plan_error)?;
-        return run(async {
-            let device = refresher
-                .start_device_authorization(device_url, &plan.client, &plan.scopes)
-                .await
-                .map_err(|e| login_error(e, plan))?;
-            eprintln!(
-                "To authorize {name:?}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
-                device.verification_uri, device.user_code
-            );
-            if let Some(complete) = &device.verification_uri_complete {
-                eprintln!(
-                    "(or open this address, which has the code filled in:\n\n    {complete}\n)"
-                );
-            }
-            eprintln!(
-                "Waiting for approval (the code expires in {})...",
-                crate::output::human_duration(device.expires_in.as_secs())
-            );
-            refresher
-                .poll_device_authorization(
-                    &token_endpoint,
-                    plan.client.clone(),
-                    &device,
-                    // Until the code expires, unless told otherwise.
-                    timeout.unwrap_or(device.expires_in),
-                )
-                .await
-                .map_err(|e| login_error(e, plan))
-        });
+        let device = self
+            .refresher
+            .start_device_authorization(device_url, &plan.client, &plan.scopes)
+            .await
+            .map_err(|e| self.error(e))?;
+        eprintln!(
+            "To authorize {name:?}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
+            device.verification_uri, device.user_code
+        );
+        if let Some(complete) = &device.verification_uri_complete {
+            eprintln!("(or open this address, which has the code filled in:\n\n    {complete}\n)");
+        }
+        eprintln!(
+            "Waiting for approval (the code expires in {})...",
+            crate::output::human_duration(device.expires_in.as_secs())
+        );
+        self.refresher
+            .poll_device_authorization(
+                &self.token_endpoint,
+                plan.client.clone(),
+                &device,
+                timeout.unwrap_or(device.expires_in),
+            )
+            .await
+            .map_err(|e| self.error(e))
     }
-    if plan.authorization_endpoint.is_empty() {
-        return Err(CliError::usage(
-            "the authorization endpoint is unknown: pass --auth-url URL",
-        ));
-    }
-    let request = AuthorizationRequest {
-        authorization_endpoint: plan.authorization_endpoint.clone(),
-        client_id: plan.client.client_id.clone(),
-        scopes: plan.scopes.clone(),
-        extra_params: plan.extra_params.clone(),
-    };
-    let timeout = timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT);
-    let (port, path) = match (&plan.fixed_redirect, port) {
-        (Some(fixed), _) => (fixed.port, fixed.path.clone()),
-        (None, port) => (port.unwrap_or(0), "/".to_owned()),
-    };
-    run(async {
+
+    /// A browser flow: the redirect comes to a loopback listener, or (paste)
+    /// the person pastes it; then the code is exchanged.
+    async fn browser(&self, flow: Flow, port: Option<u16>, timeout: Duration) -> Result<Refreshed> {
+        let plan = self.plan;
+        if plan.authorization_endpoint.is_empty() {
+            return Err(CliError::usage(
+                "the authorization endpoint is unknown: pass --auth-url URL",
+            ));
+        }
+        let request = AuthorizationRequest {
+            authorization_endpoint: plan.authorization_endpoint.clone(),
+            client_id: plan.client.client_id.clone(),
+            scopes: plan.scopes.clone(),
+            extra_params: plan.extra_params.clone(),
+        };
+        let (port, path) = match (&plan.fixed_redirect, port) {
+            (Some(fixed), _) => (fixed.port, fixed.path.clone()),
+            (None, port) => (port.unwrap_or(0), "/".to_owned()),
+        };
         let listener = LoopbackListener::bind(port, &path)
             .await
-            .map_err(|e| login_error(e, plan))?;
+            .map_err(|e| self.error(e))?;
         let redirect_uri = plan.fixed_redirect.as_ref().map_or_else(
             || listener.redirect_uri().to_owned(),
             |fixed| fixed.uri.clone(),
         );
         let pending =
-            PendingAuthorization::new(&request, &redirect_uri).map_err(|e| login_error(e, plan))?;
+            PendingAuthorization::new(&request, &redirect_uri).map_err(|e| self.error(e))?;
         let code = if flow == Flow::Paste {
             // Nobody will connect: close the port now.
             drop(listener);
-            eprintln!(
-                "Open this URL in a browser on any machine and approve access for {name:?}:\n\n    {}\n\n\
-                 The browser then goes to {redirect_uri}... which fails to load (it points at the\n\
-                 machine the browser runs on). Copy the whole address from the address bar and paste it\n\
-                 here (or just the value of code=), then press Enter:",
-                pending.url()
-            );
-            let line = tokio::task::spawn_blocking(read_pasted_line)
-                .await
-                .map_err(|_| CliError::failure("cannot read stdin"))??;
-            pending
-                .accept_pasted(&line)
-                .map_err(|e| login_error(e, plan))?
+            self.pasted_code(&pending, &redirect_uri).await?
         } else {
-            let opened = open_browser(pending.url().as_str());
-            eprintln!(
-                "{} this URL to approve access for {name:?}:\n\n    {}\n\n\
-                 Waiting up to {} for the browser to come back to {redirect_uri} ...",
-                if opened {
-                    "Your browser should open; if it does not, open"
-                } else {
-                    "Open"
-                },
-                pending.url(),
-                crate::output::human_duration(timeout.as_secs())
-            );
-            listener
-                .wait_for_code(&pending, timeout)
-                .await
-                .map_err(|e| login_error(e, plan))?
+            self.redirected_code(listener, &pending, &redirect_uri, timeout)
+                .await?
         };
-        refresher
-            .exchange_code(&token_endpoint, plan.client.clone(), &pending, code)
+        self.refresher
+            .exchange_code(&self.token_endpoint, plan.client.clone(), &pending, code)
             .await
-            .map_err(|e| login_error(e, plan))
-    })
+            .map_err(|e| self.error(e))
+    }
+
+    async fn pasted_code(
+        &self,
+        pending: &PendingAuthorization,
+        redirect_uri: &str,
+    ) -> Result<SecretString> {
+        eprintln!(
+            "Open this URL in a browser on any machine and approve access for {:?}:\n\n    {}\n\n\
+             The browser then goes to {redirect_uri}... which fails to load (it points at the\n\
+             machine the browser runs on). Copy the whole address from the address bar and paste it\n\
+             here (or just the value of code=), then press Enter:",
+            self.name,
+            pending.url()
+        );
+        let line = tokio::task::spawn_blocking(read_pasted_line)
+            .await
+            .map_err(|_| CliError::failure("cannot read stdin"))??;
+        pending.accept_pasted(&line).map_err(|e| self.error(e))
+    }
+
+    async fn redirected_code(
+        &self,
+        listener: LoopbackListener,
+        pending: &PendingAuthorization,
+        redirect_uri: &str,
+        timeout: Duration,
+    ) -> Result<SecretString> {
+        let opened = open_browser(pending.url().as_str());
+        eprintln!(
+            "{} this URL to approve access for {:?}:\n\n    {}\n\n\
+             Waiting up to {} for the browser to come back to {redirect_uri} ...",
+            if opened {
+                "Your browser should open; if it does not, open"
+            } else {
+                "Open"
+            },
+            self.name,
+            pending.url(),
+            crate::output::human_duration(timeout.as_secs())
+        );
+        listener
+            .wait_for_code(pending, timeout)
+            .await
+            .map_err(|e| self.error(e))
+    }
 }
 
 /// Runs the flow's network part to its end.
