@@ -23,11 +23,7 @@ use vault_format::{
 };
 use vault_oauth::{RefreshOutcome, RefreshRequest, Refresher, RefresherConfig};
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../tests/it/peers.rs"]
-mod peers;
-
-use peers::{OidcProvider, POST_CLIENT, peer, repo_root};
+use tokvault_test_support::peers::{OidcProvider, POST_CLIENT, peer, repo_root};
 
 const SCOPE: &str = "offline_access";
 

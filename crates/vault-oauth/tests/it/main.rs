@@ -3,10 +3,10 @@
 //! checked by a verifying server and against google-auth.
 
 mod common;
-mod fault_server;
 mod faults;
 mod login;
 mod oidc;
-mod peers;
 mod properties;
 mod service_account;
+
+use tokvault_test_support::{fault_server, peers};

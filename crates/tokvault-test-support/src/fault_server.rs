@@ -10,12 +10,16 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// What the server does with one request.
 #[derive(Clone, Debug)]
-pub(crate) enum Action {
+pub enum Action {
     /// A complete response.
     Respond {
+        /// HTTP status.
         status: u16,
+        /// Headers besides `Content-Length`.
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
     },
     /// Like `Respond`, after a pause.
@@ -23,21 +27,31 @@ pub(crate) enum Action {
     /// Read the request and never answer.
     Stall,
     /// Declare `declared` bytes of body, send `body`, close.
-    Truncate { declared: usize, body: Vec<u8> },
+    Truncate {
+        /// The `Content-Length` sent.
+        declared: usize,
+        /// What is actually sent.
+        body: Vec<u8>,
+    },
     /// A chunked body of `size` bytes without a Content-Length.
-    ChunkedHuge { size: usize },
+    ChunkedHuge {
+        /// Bytes sent in all.
+        size: usize,
+    },
     /// Forwards the request to `url` (a real server) and answers with its
     /// status and body, the body passed through `rewrite`: a real server's
-    /// answers, mangled. (Used by the CLI tests.)
-    #[allow(dead_code)]
+    /// answers, mangled.
     Forward {
+        /// The real server's endpoint.
         url: String,
+        /// What to make of its body.
         rewrite: fn(&str) -> String,
     },
 }
 
 impl Action {
-    pub(crate) fn json(status: u16, body: &str) -> Self {
+    /// A JSON response.
+    pub fn json(status: u16, body: &str) -> Self {
         Self::Respond {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
@@ -45,7 +59,8 @@ impl Action {
         }
     }
 
-    pub(crate) fn with_header(self, name: &str, value: &str) -> Self {
+    /// The same response with one more header.
+    pub fn with_header(self, name: &str, value: &str) -> Self {
         match self {
             Self::Respond {
                 status,
@@ -63,7 +78,8 @@ impl Action {
         }
     }
 
-    pub(crate) fn token(access_token: &str) -> Self {
+    /// A token response: `access_token`, Bearer, valid an hour.
+    pub fn token(access_token: &str) -> Self {
         Self::json(
             200,
             &format!(
@@ -75,13 +91,16 @@ impl Action {
 
 /// One request as received.
 #[derive(Clone, Debug)]
-pub(crate) struct Received {
-    pub(crate) head: String,
-    pub(crate) body: String,
+pub struct Received {
+    /// The request line and headers.
+    pub head: String,
+    /// The body.
+    pub body: String,
 }
 
 impl Received {
-    pub(crate) fn header(&self, name: &str) -> Option<String> {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.eq_ignore_ascii_case(name)
@@ -89,7 +108,8 @@ impl Received {
         })
     }
 
-    pub(crate) fn form(&self, key: &str) -> Option<String> {
+    /// A form field of the body.
+    pub fn form(&self, key: &str) -> Option<String> {
         url::form_urlencoded::parse(self.body.as_bytes())
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
@@ -104,11 +124,16 @@ type ConnectionState = (
     Arc<AtomicUsize>,
 );
 
-pub(crate) struct FaultServer {
-    pub(crate) port: u16,
-    pub(crate) received: Arc<Mutex<Vec<Received>>>,
-    pub(crate) connections: Arc<AtomicUsize>,
-    pub(crate) max_in_flight: Arc<AtomicUsize>,
+/// The server; it stops when dropped.
+pub struct FaultServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Every request, in order.
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    /// The most requests in flight at once.
+    pub max_in_flight: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -120,7 +145,7 @@ impl Drop for FaultServer {
 
 impl FaultServer {
     /// Scripted: request n gets `script[min(n, len-1)]`.
-    pub(crate) async fn scripted(script: Vec<Action>) -> Self {
+    pub async fn scripted(script: Vec<Action>) -> Self {
         assert!(!script.is_empty());
         let counter = AtomicUsize::new(0);
         Self::with(move |_| {
@@ -131,9 +156,7 @@ impl FaultServer {
     }
 
     /// Computes each answer from the request.
-    pub(crate) async fn with(
-        responder: impl Fn(&Received) -> Action + Send + Sync + 'static,
-    ) -> Self {
+    pub async fn with(responder: impl Fn(&Received) -> Action + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -171,11 +194,13 @@ impl FaultServer {
         }
     }
 
-    pub(crate) fn url(&self, path: &str) -> String {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub(crate) fn requests(&self) -> Vec<Received> {
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<Received> {
         self.received.lock().expect("not poisoned").clone()
     }
 }

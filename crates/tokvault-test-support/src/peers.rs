@@ -9,13 +9,14 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::Value;
 
-pub(crate) fn repo_root() -> PathBuf {
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The peer's program, or `None` (skip) outside CI when it is not set up.
 #[allow(clippy::print_stderr)] // a skipped test says why
-pub(crate) fn peer(variable: &str, what: &str) -> Option<PathBuf> {
+pub fn peer(variable: &str, what: &str) -> Option<PathBuf> {
     match std::env::var_os(variable) {
         Some(path) => Some(PathBuf::from(path)),
         None if std::env::var_os("CI").is_some() => {
@@ -28,20 +29,26 @@ pub(crate) fn peer(variable: &str, what: &str) -> Option<PathBuf> {
     }
 }
 
-pub(crate) const BASIC_CLIENT: (&str, &str) =
-    ("basic-client", "basic-client-secret-0123456789abcdef");
-pub(crate) const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
-pub(crate) const PUBLIC_CLIENT: &str = "public-client";
+/// A confidential client authenticating with HTTP Basic: id and secret.
+pub const BASIC_CLIENT: (&str, &str) = ("basic-client", "basic-client-secret-0123456789abcdef");
+/// A confidential client authenticating in the body: id and secret.
+pub const POST_CLIENT: (&str, &str) = ("post-client", "post-client-secret-0123456789abcdef");
+/// A public client (no secret).
+pub const PUBLIC_CLIENT: &str = "public-client";
 
 /// A running oidc-provider on loopback; killed on drop (and it exits by
 /// itself when our end of its stdin closes).
-pub(crate) struct OidcProvider {
+pub struct OidcProvider {
     child: Child,
     _stdin: ChildStdin,
-    pub(crate) token_endpoint: String,
-    pub(crate) revocation_endpoint: String,
-    pub(crate) authorization_endpoint: String,
-    pub(crate) device_authorization_endpoint: String,
+    /// Its token endpoint.
+    pub token_endpoint: String,
+    /// Its RFC 7009 revocation endpoint.
+    pub revocation_endpoint: String,
+    /// Its authorization endpoint.
+    pub authorization_endpoint: String,
+    /// Its device authorization endpoint.
+    pub device_authorization_endpoint: String,
     issuer: String,
     http: reqwest::Client,
 }
@@ -56,7 +63,7 @@ impl Drop for OidcProvider {
 impl OidcProvider {
     /// Starts a provider with refresh-token rotation on or off and the given
     /// access-token lifetime, or `None` when the peer is not set up.
-    pub(crate) fn start(rotation: bool, access_token_ttl: u32) -> Option<Self> {
+    pub fn start(rotation: bool, access_token_ttl: u32) -> Option<Self> {
         let node = peer("TOKVAULT_TEST_NODE", "the oidc-provider test peer")?;
         let launcher = repo_root().join("tests/oidc-provider/launcher.mjs");
         let verbose = std::env::var_os("TOKVAULT_TEST_VERBOSE").is_some();
@@ -120,7 +127,7 @@ impl OidcProvider {
 
     /// Mints `count` refresh tokens (each with its own grant) for `client_id`
     /// the way a completed authorization would, without a browser.
-    pub(crate) async fn mint(&self, client_id: &str, scope: &str, count: usize) -> Vec<String> {
+    pub async fn mint(&self, client_id: &str, scope: &str, count: usize) -> Vec<String> {
         let minted = self
             .post_json(
                 "/test/mint",
@@ -137,7 +144,7 @@ impl OidcProvider {
 
     /// The server's counters: token_requests, refreshes_ok, refresh_errors,
     /// replays_detected, grants_revoked.
-    pub(crate) async fn stats(&self) -> Value {
+    pub async fn stats(&self) -> Value {
         let response = self
             .http
             .get(format!("{}/test/stats", self.issuer))
@@ -148,7 +155,7 @@ impl OidcProvider {
     }
 
     /// Revokes a refresh token at the RFC 7009 endpoint, as a client would.
-    pub(crate) async fn revoke(&self, (client_id, secret): (&str, &str), refresh_token: &str) {
+    pub async fn revoke(&self, (client_id, secret): (&str, &str), refresh_token: &str) {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("token", refresh_token)
             .append_pair("token_type_hint", "refresh_token")
