@@ -566,7 +566,6 @@ pub(crate) fn reauthorize_interactively(
         );
         return Vec::new();
     }
-    // A browser on this machine if one can be opened, else the paste flow.
     let flow = if browser_program().is_some() {
         Flow::Loopback
     } else {
