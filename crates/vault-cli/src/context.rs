@@ -23,16 +23,12 @@ pub(crate) struct Context {
     state_dir: Option<PathBuf>,
     pub(crate) lock_timeout: Duration,
     pub(crate) accept_rollback: bool,
-    /// `--passphrase-file`, for commands that set a new passphrase.
+    /// `--passphrase-file`: the passphrase that opens the vault, and the
+    /// one a new passphrase slot gets.
     pub(crate) passphrase_file: Option<PathBuf>,
-    global: GlobalKeys,
-}
-
-/// What finding the unlock material needs (kept to load it only when a
-/// command opens the vault).
-struct GlobalKeys {
+    /// `-i`; the unlock material is loaded only when a command opens the
+    /// vault.
     identities: Vec<PathBuf>,
-    passphrase_file: Option<PathBuf>,
 }
 
 impl Context {
@@ -43,19 +39,13 @@ impl Context {
             lock_timeout: global.lock_timeout,
             accept_rollback: global.accept_rollback,
             passphrase_file: global.passphrase_file.clone(),
-            global: GlobalKeys {
-                identities: global.identities.clone(),
-                passphrase_file: global.passphrase_file.clone(),
-            },
+            identities: global.identities.clone(),
         }
     }
 
     /// The identities and passphrase the options (or their defaults) name.
-    pub(crate) fn unlock_material(&self) -> Result<UnlockMaterial> {
-        keys::unlock_material(
-            &self.global.identities,
-            self.global.passphrase_file.as_deref(),
-        )
+    fn unlock_material(&self) -> Result<UnlockMaterial> {
+        keys::unlock_material(&self.identities, self.passphrase_file.as_deref())
     }
 
     /// A session that can open the vault.

@@ -22,11 +22,16 @@ use crate::error::{EngineError, Result};
 /// keeps it for milliseconds).
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(600);
 
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// 16 random hex digits, for temp file names.
 pub fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::getrandom(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&bytes)
 }
 
 /// The directory `path` is in (`.` for a bare file name).

@@ -329,9 +329,23 @@ impl<B: Backend> Session<B> {
                 );
                 self.keep(current, version, size).await
             }
-            Some(Ok(vault)) if vault.generation() >= candidate.generation() => {
-                // Put back already (or overtaken): nothing left to rescue.
+            Some(Ok(vault)) if vault.pin() == candidate.pin() => {
+                // Put back already: nothing left to rescue.
                 self.state.remove_rescue();
+                self.keep(current, version, size).await
+            }
+            Some(Ok(vault)) if vault.generation() >= candidate.generation() => {
+                // Overtaken by a vault that is not the one rescued: keep the
+                // rescued tokens where a person can still find them.
+                match self.state.set_rescue_aside() {
+                    Ok(aside) => tracing::warn!(
+                        "the rescue file {} is older than {} but not part of it; it was kept as {}",
+                        rescue.display(),
+                        self.location(),
+                        aside.display()
+                    ),
+                    Err(e) => tracing::warn!("the rescue file {} is stale: {e}", rescue.display()),
+                }
                 self.keep(current, version, size).await
             }
             _ => {

@@ -33,8 +33,7 @@ impl StateDir {
     /// `dir/KIND/<first 16 bytes of sha256(location)>`.
     fn path(&self, kind: &str) -> PathBuf {
         let digest = Sha256::digest(self.location.as_bytes());
-        let name: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(kind).join(name)
+        self.dir.join(kind).join(fsio::hex(&digest[..16]))
     }
 
     /// Creates the directory of `path` when missing; it and the state
@@ -138,6 +137,18 @@ impl StateDir {
     /// Whether a rescue file exists.
     pub fn has_rescue(&self) -> bool {
         self.rescue_path().exists()
+    }
+
+    /// Renames the rescue file out of the way (`….superseded-<unix time>`),
+    /// so that it is no longer put back but nothing in it is lost.
+    pub fn set_rescue_aside(&self) -> Result<PathBuf> {
+        let path = self.rescue_path();
+        let mut aside = path.clone().into_os_string();
+        aside.push(format!(".superseded-{}", crate::session::unix_now()));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(&path, &aside)
+            .map_err(|e| EngineError::io("cannot set aside the rescue file", &path, e))?;
+        Ok(aside)
     }
 
     /// Removes the rescue file (a failure is only logged).

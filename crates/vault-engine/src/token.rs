@@ -116,6 +116,20 @@ impl<B: Backend> Session<B> {
         if let Some(token) = self.stored_token(name, min_valid).await? {
             return Ok((token, None));
         }
+        self.refreshed_token(name, min_valid, refresher, max_run_time, hold)
+            .await
+    }
+
+    /// [`Session::access_token`] for a caller that found no stored token
+    /// valid for `min_valid` already.
+    pub async fn refreshed_token<H>(
+        &self,
+        name: &str,
+        min_valid: Duration,
+        refresher: impl FnOnce() -> Result<Refresher>,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<(IssuedToken, Option<RunSummary>)> {
         // While another process refreshes, it saves each answer as it
         // comes: the token may be there before the lease is free.
         let locked = self

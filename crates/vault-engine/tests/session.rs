@@ -229,6 +229,35 @@ async fn an_old_rescue_file_is_not_put_back_over_a_newer_pin() {
 }
 
 #[tokio::test]
+async fn a_rescue_file_overtaken_by_another_vault_is_kept_aside_not_deleted() {
+    let fixture = Fixture::new(Vec::new());
+    let original = fixture.backend.bytes().expect("bytes");
+    let session = fixture.session(false);
+    fixture.backend.fail_writes(1);
+    let _ = session
+        .update(IfWriteFails::Rescue, |v| add(v, "one"))
+        .await;
+    let rescued = std::fs::read(session.state().rescue_path()).expect("a rescue file");
+    // Another writer, ignoring the rescue file, wrote the same generation
+    // with other contents.
+    let mut other = session.decrypt(&original).expect("open");
+    add(&mut other, "other").expect("add");
+    fixture.backend.set_bytes(other.seal(2).expect("seal"));
+    let vault = session.open().await.expect("open");
+    assert!(vault.record("other").is_some() && vault.record("one").is_none());
+    assert!(!session.state().has_rescue());
+    let dir = session.state().rescue_path();
+    let dir = dir.parent().expect("rescue dir");
+    let kept: Vec<_> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".superseded-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the rescued tokens were deleted");
+    assert_eq!(std::fs::read(kept[0].path()).expect("read"), rescued);
+}
+
+#[tokio::test]
 async fn a_failed_write_of_a_plain_change_leaves_no_rescue_file() {
     let fixture = Fixture::new(Vec::new());
     fixture.backend.fail_writes(1);

@@ -77,18 +77,22 @@ impl Pin {
         if !bool::from(stored.key_fingerprint.ct_eq(&opened.key_fingerprint)) {
             return PinStatus::DifferentKey;
         }
-        match opened.generation.cmp(&stored.generation) {
+        stored.by_generation(opened.generation, &opened.header_mac)
+    }
+
+    /// How a vault of `generation` with `header_mac` relates to this pin of
+    /// the same vault (and key).
+    fn by_generation(&self, generation: u64, header_mac: &[u8; 32]) -> PinStatus {
+        match generation.cmp(&self.generation) {
             std::cmp::Ordering::Greater => PinStatus::Newer {
-                pinned: stored.generation,
+                pinned: self.generation,
             },
             std::cmp::Ordering::Less => PinStatus::Rollback {
-                pinned: stored.generation,
-                found: opened.generation,
+                pinned: self.generation,
+                found: generation,
             },
-            std::cmp::Ordering::Equal if stored.header_mac == opened.header_mac => PinStatus::Same,
-            std::cmp::Ordering::Equal => PinStatus::Fork {
-                generation: opened.generation,
-            },
+            std::cmp::Ordering::Equal if self.header_mac == *header_mac => PinStatus::Same,
+            std::cmp::Ordering::Equal => PinStatus::Fork { generation },
         }
     }
 
@@ -106,19 +110,7 @@ impl Pin {
         if stored.vault_id != header.vault_id {
             return PinStatus::DifferentVault;
         }
-        match header.generation.cmp(&stored.generation) {
-            std::cmp::Ordering::Greater => PinStatus::Newer {
-                pinned: stored.generation,
-            },
-            std::cmp::Ordering::Less => PinStatus::Rollback {
-                pinned: stored.generation,
-                found: header.generation,
-            },
-            std::cmp::Ordering::Equal if stored.header_mac == *header_mac => PinStatus::Same,
-            std::cmp::Ordering::Equal => PinStatus::Fork {
-                generation: header.generation,
-            },
-        }
+        stored.by_generation(header.generation, header_mac)
     }
 
     /// Parses the one-line text form written by `Display`:

@@ -141,6 +141,7 @@ fn parse_success(mut object: Map<String, Value>, status: u16, sent_at: u64) -> R
     // Move the tokens into zeroizing secrets before any check can refuse
     // the response, so that a refused response's tokens are wiped too.
     let access_token = take_token(&mut object, "access_token");
+    let id_token = take_token(&mut object, "id_token");
     let refresh_token = match take_token(&mut object, "refresh_token") {
         Ok(token) => token,
         // Nothing we could store: the vault keeps tokens of VSCHAR only.
@@ -167,7 +168,7 @@ fn parse_success(mut object: Map<String, Value>, status: u16, sent_at: u64) -> R
         Ok(None) => return refused(ResponseProblem::MissingAccessToken, refresh_token),
         Err(problem) => return refused(problem, refresh_token),
     };
-    let id_token = take_token(&mut object, "id_token").unwrap_or_else(|problem| {
+    let id_token = id_token.unwrap_or_else(|problem| {
         ignored.push(problem);
         None
     });

@@ -41,24 +41,31 @@ pub(crate) fn exec_header(ctx: &Context, args: &Args) -> Result<Exit> {
 /// stop signals held while a request is out.
 pub(crate) fn valid_token(ctx: &Context, name: &str, min_valid: Duration) -> Result<SecretString> {
     let session = ctx.session()?;
-    // A file backend answers without waiting: a still-valid token needs no
-    // async runtime.
-    match session.stored_token(name, min_valid).now_or_never() {
-        Some(Ok(Some(issued))) => return Ok(issued.token),
-        Some(Err(error)) => return Err(error.into()),
-        _ => {}
-    }
     let refresher = || {
         Refresher::new(RefresherConfig::default())
             .map_err(|e| vault_engine::EngineError::failure(e.to_string()))
     };
-    let (issued, run) = block_on(session.access_token(
-        name,
-        min_valid,
-        refresher,
-        crate::commands::refresh::DEFAULT_MAX_RUN_TIME,
-        HeldStopSignals::hold,
-    ))??;
+    let max_run_time = crate::commands::refresh::DEFAULT_MAX_RUN_TIME;
+    // A file backend answers without waiting: a still-valid token needs no
+    // async runtime, and the vault is opened once.
+    let (issued, run) = match session.stored_token(name, min_valid).now_or_never() {
+        Some(Ok(Some(issued))) => return Ok(issued.token),
+        Some(Err(error)) => return Err(error.into()),
+        Some(Ok(None)) => block_on(session.refreshed_token(
+            name,
+            min_valid,
+            refresher,
+            max_run_time,
+            HeldStopSignals::hold,
+        ))??,
+        None => block_on(session.access_token(
+            name,
+            min_valid,
+            refresher,
+            max_run_time,
+            HeldStopSignals::hold,
+        ))??,
+    };
     if let Some(rescue) = run.as_ref().and_then(|r| r.rescued.as_ref()) {
         // Saved, but not where the next reader looks first: say so, and
         // still hand out the token (it is valid).

@@ -93,13 +93,21 @@ impl Sandbox {
         command
     }
 
+    /// `tokvault --vault VAULT -i <identity>`, in this sandbox's
+    /// environment.
+    pub(crate) fn command_at(&self, vault: &Path) -> Command {
+        let mut command = self.command();
+        command
+            .arg("--vault")
+            .arg(vault)
+            .arg("-i")
+            .arg(self.identity());
+        command
+    }
+
     /// Runs `tokvault --vault <sandbox vault> -i <identity> ARGS`.
     pub(crate) fn run(&self, args: &[&str]) -> Run {
-        self.command()
-            .arg("--vault")
-            .arg(self.vault())
-            .arg("-i")
-            .arg(self.identity())
+        self.command_at(&self.vault())
             .args(args)
             .output()
             .expect("run tokvault")

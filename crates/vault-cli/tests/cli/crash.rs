@@ -28,11 +28,7 @@ fn kill_count() -> usize {
 /// `refresh --force` in the background, stdout discarded.
 pub(crate) fn spawn_refresh(sandbox: &Sandbox, stderr: Stdio) -> Child {
     sandbox
-        .command()
-        .arg("--vault")
-        .arg(sandbox.vault())
-        .arg("-i")
-        .arg(sandbox.identity())
+        .command_at(&sandbox.vault())
         .args(["refresh", "--force"])
         .stdout(Stdio::null())
         .stderr(stderr)

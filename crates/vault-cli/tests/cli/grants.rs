@@ -52,11 +52,7 @@ fn output_within(mut command: Command, limit: Duration, what: &str) -> Run {
 /// sandbox's own.
 fn run_at(sandbox: &Sandbox, vault: &Path, args: &[&str]) -> Run {
     sandbox
-        .command()
-        .arg("--vault")
-        .arg(vault)
-        .arg("-i")
-        .arg(sandbox.identity())
+        .command_at(vault)
         .args(args)
         .output()
         .expect("run tokvault")
@@ -474,13 +470,8 @@ fn a_run_ends_within_its_time_limit_whatever_the_server_does() {
     let stalled = rt.block_on(FaultServer::scripted(vec![Action::Stall]));
     let sandbox = vault_for(&stalled.url("/token"));
     let before = read(&sandbox.vault());
-    let mut command = sandbox.command();
-    command
-        .arg("--vault")
-        .arg(sandbox.vault())
-        .arg("-i")
-        .arg(sandbox.identity())
-        .args(["refresh", "--force", "--max-run-time", "2s"]);
+    let mut command = sandbox.command_at(&sandbox.vault());
+    command.args(["refresh", "--force", "--max-run-time", "2s"]);
     // Far below the 90 s (3 attempts of 30 s) the run took before.
     let run = output_within(
         command,
@@ -656,11 +647,7 @@ fn refreshes_racing_through_different_spellings_share_one_lock() {
         .map(|i| {
             story
                 .sandbox
-                .command()
-                .arg("--vault")
-                .arg(&spellings[i % spellings.len()])
-                .arg("-i")
-                .arg(story.sandbox.identity())
+                .command_at(&spellings[i % spellings.len()])
                 .args(["--lock-timeout", "120s", "refresh", "--force"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -778,13 +765,8 @@ fn a_held_health_lock_does_not_hang_a_refresh() {
         .open(&lock)
         .expect("open");
     held.lock().expect("hold the health lock");
-    let mut command = sandbox.command();
-    command
-        .arg("--vault")
-        .arg(sandbox.vault())
-        .arg("-i")
-        .arg(sandbox.identity())
-        .args(["--lock-timeout", "1s", "refresh", "--force"]);
+    let mut command = sandbox.command_at(&sandbox.vault());
+    command.args(["--lock-timeout", "1s", "refresh", "--force"]);
     let run = output_within(
         command,
         Duration::from_secs(30),
@@ -804,19 +786,14 @@ fn a_hook_is_killed_with_everything_it_started() {
         r#"{"error":"invalid_grant"}"#,
     )]));
     let sandbox = vault_for(&server.url("/token"));
-    let mut command = sandbox.command();
-    command
-        .arg("--vault")
-        .arg(sandbox.vault())
-        .arg("-i")
-        .arg(sandbox.identity())
-        .args([
-            "refresh",
-            "--on-reauth-needed",
-            "sleep 300 & sleep 300",
-            "--on-reauth-needed-timeout",
-            "1s",
-        ]);
+    let mut command = sandbox.command_at(&sandbox.vault());
+    command.args([
+        "refresh",
+        "--on-reauth-needed",
+        "sleep 300 & sleep 300",
+        "--on-reauth-needed-timeout",
+        "1s",
+    ]);
     let run = output_within(
         command,
         Duration::from_secs(30),
@@ -832,13 +809,8 @@ fn a_hook_is_killed_with_everything_it_started() {
 fn an_endless_input_is_refused_at_the_size_limit() {
     let sandbox = Sandbox::new();
     sandbox.init_server();
-    let mut from_path = sandbox.command();
-    from_path
-        .arg("--vault")
-        .arg(sandbox.vault())
-        .arg("-i")
-        .arg(sandbox.identity())
-        .args(["import", "--name", "x", "/dev/zero"]);
+    let mut from_path = sandbox.command_at(&sandbox.vault());
+    from_path.args(["import", "--name", "x", "/dev/zero"]);
     let run = output_within(from_path, Duration::from_secs(60), "import /dev/zero");
     run.assert_code(1);
     assert!(run.stderr.contains("more than 64 MiB"), "{}", run.stderr);
@@ -866,11 +838,7 @@ fn a_killed_export_leaves_no_plaintext_behind() {
     for round in 0..30 {
         let out = out_dir.join(format!("token-{round}.json"));
         let mut child = sandbox
-            .command()
-            .arg("--vault")
-            .arg(sandbox.vault())
-            .arg("-i")
-            .arg(sandbox.identity())
+            .command_at(&sandbox.vault())
             .args(["export", "demo", "--format", "json", "-o", utf8(&out)])
             .stderr(Stdio::null())
             .spawn()
@@ -914,4 +882,65 @@ fn group_or_world_writable_directories_are_refused() {
     run.assert_code(5);
     assert!(run.stderr.contains("chmod go-w"), "{}", run.stderr);
     assert!(server.requests().is_empty(), "a request was sent");
+}
+
+/// `token` waiting for a lock that a refresh holds uses the token that
+/// refresh saves meanwhile, instead of waiting for the lock (here held by a
+/// record whose server never answers) until `--lock-timeout`.
+#[test]
+fn token_uses_what_the_lock_holder_just_saved() {
+    let rt = crate::e2e::runtime();
+    let server = rt.block_on(FaultServer::with(|received| {
+        if received.head.starts_with("POST /slow") {
+            Action::Stall
+        } else {
+            Action::Delayed(
+                Duration::from_millis(800),
+                Box::new(Action::token("saved-by-refresh")),
+            )
+        }
+    }));
+    let sandbox = vault_for(&server.url("/token"));
+    let file = sandbox.write(
+        "in/slow.json",
+        &crate::common::google_token_json(&server.url("/slow"), "c", "s", "rt"),
+    );
+    sandbox
+        .run(&["import", "--name", "slow", utf8(&file)])
+        .assert_code(0);
+    let mut refresh = crate::crash::spawn_refresh(&sandbox, Stdio::null());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server
+        .requests()
+        .iter()
+        .any(|r| r.head.starts_with("POST /token"))
+    {
+        assert!(Instant::now() < deadline, "the refresh sent nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut token = sandbox.command_at(&sandbox.vault());
+    token.args(["--lock-timeout", "20s", "token", "demo"]);
+    let run = output_within(
+        token,
+        Duration::from_secs(30),
+        "token while refresh holds the lock",
+    );
+    let refresh_still_running = refresh.try_wait().expect("try_wait").is_none();
+    let _ = refresh.kill();
+    let _ = refresh.wait();
+    crate::e2e::assert_secret_code(&run, 0);
+    assert_eq!(run.stdout.trim(), "saved-by-refresh");
+    assert!(
+        refresh_still_running,
+        "the token came only after the lock was free"
+    );
+    assert_eq!(
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.head.starts_with("POST /token"))
+            .count(),
+        1,
+        "token refreshed again instead of using the saved token"
+    );
 }

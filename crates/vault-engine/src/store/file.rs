@@ -90,8 +90,7 @@ impl FileBackend {
 }
 
 fn version_of(bytes: &[u8]) -> Version {
-    let digest = Sha256::digest(bytes);
-    Version(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Version(fsio::hex(&Sha256::digest(bytes)))
 }
 
 /// The `flock` on `<vault>.lock`, and the space reserved for the next write.
