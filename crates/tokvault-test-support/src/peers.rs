@@ -49,6 +49,8 @@ pub struct OidcProvider {
     pub authorization_endpoint: String,
     /// Its device authorization endpoint.
     pub device_authorization_endpoint: String,
+    /// Its RFC 7662 introspection endpoint.
+    pub introspection_endpoint: String,
     issuer: String,
     http: reqwest::Client,
 }
@@ -97,6 +99,7 @@ impl OidcProvider {
             revocation_endpoint: text("revocation_endpoint"),
             authorization_endpoint: text("authorization_endpoint"),
             device_authorization_endpoint: text("device_authorization_endpoint"),
+            introspection_endpoint: text("introspection_endpoint"),
             issuer: text("issuer"),
             child,
             _stdin: stdin,
@@ -152,6 +155,27 @@ impl OidcProvider {
             .await
             .expect("launcher answers");
         serde_json::from_slice(&response.bytes().await.expect("body")).expect("json")
+    }
+
+    /// Whether the provider holds `token` active (RFC 7662 introspection,
+    /// as the resource server would check it).
+    pub async fn is_active(&self, (client_id, secret): (&str, &str), token: &str) -> bool {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .finish();
+        let response = self
+            .http
+            .post(&self.introspection_endpoint)
+            .basic_auth(client_id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .expect("introspection endpoint answers");
+        assert_eq!(response.status().as_u16(), 200, "introspection answered");
+        let answer: Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+        answer["active"] == Value::Bool(true)
     }
 
     /// Revokes a refresh token at the RFC 7009 endpoint, as a client would.

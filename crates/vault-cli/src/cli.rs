@@ -160,9 +160,22 @@ pub(crate) enum Command {
     /// Print an Authorization header line
     #[command(after_help = "Example: tokvault header gmail")]
     Header(commands::token::Args),
-    /// Run a command with a valid access token in its environment
-    #[command(after_help = "Example: tokvault exec gmail -- python3 send_report.py")]
+    /// Run a command with a valid access token in its environment, or with
+    /// a local metadata server its Google/Microsoft libraries use
+    #[command(
+        after_help = "Examples:\n  tokvault exec gmail -- python3 send_report.py\n  \
+        tokvault exec gmail --gce-server -- python3 job_using_google_auth_default.py\n  \
+        tokvault exec graph --azure-server -- python3 job_using_azure_identity.py"
+    )]
     Exec(commands::exec::Args),
+    /// Serve access tokens to unmodified Google and Microsoft client
+    /// libraries on loopback (Compute Engine metadata, App Service
+    /// managed identity), long-running
+    #[command(
+        after_help = "Example: tokvault serve --listen 127.0.0.1:8181 --gce gmail\n\
+        Then, in the job's environment: GCE_METADATA_HOST=127.0.0.1:8181 GCE_METADATA_IP=127.0.0.1:8181"
+    )]
+    Serve(commands::serve::Args),
     /// Write a record in plaintext (google-auth or tokvault JSON)
     #[command(after_help = "Example: tokvault export gmail --format google -o token_gmail.json")]
     Export(commands::export::Args),

@@ -17,6 +17,7 @@ mod keys;
 mod monitor;
 mod output;
 mod paths;
+mod servers;
 mod signals;
 mod vaults;
 
@@ -58,6 +59,7 @@ fn init_logging(global: &cli::Global) {
         .with_target("tokvault", level)
         .with_target("vault_oauth", level)
         .with_target("vault_engine", level)
+        .with_target("vault_serve", level)
         .with_target("vault_format", level)
         .with_default(level.min(LevelFilter::WARN));
     let registry = tracing_subscriber::registry().with(targets);

@@ -26,5 +26,5 @@ pub use session::{
 };
 pub use state::StateDir;
 pub use store::{Backend, FileBackend, Lease, MemoryBackend, Snapshot, Version};
-pub use token::{IssuedToken, choose_token, stored_token};
+pub use token::{IssuedToken, TokenRun, choose_token, stored_token};
 pub use unlock::{SecretFilePolicy, UnlockMaterial};

@@ -130,6 +130,23 @@ impl<B: Backend> Session<B> {
         max_run_time: Duration,
         hold: impl FnOnce() -> H,
     ) -> Result<(IssuedToken, Option<RunSummary>)> {
+        let run = self
+            .token_run(name, min_valid, refresher, max_run_time, hold)
+            .await?;
+        Ok((run.token?, run.summary))
+    }
+
+    /// [`Session::refreshed_token`] that keeps the run's summary when no
+    /// token can be handed out (a server still reports a rejected grant to
+    /// health, hook and metrics).
+    pub async fn token_run<H>(
+        &self,
+        name: &str,
+        min_valid: Duration,
+        refresher: impl FnOnce() -> Result<Refresher>,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<TokenRun> {
         // While another process refreshes, it saves each answer as it
         // comes: the token may be there before the lease is free.
         let locked = self
@@ -137,7 +154,12 @@ impl<B: Backend> Session<B> {
             .await?;
         let lease = match locked {
             Locked::Lease(lease) => lease,
-            Locked::Ready(token) => return Ok((token, None)),
+            Locked::Ready(token) => {
+                return Ok(TokenRun {
+                    token: Ok(token),
+                    summary: None,
+                });
+            }
         };
         let selection = Selection {
             names: vec![name.to_owned()],
@@ -152,13 +174,23 @@ impl<B: Backend> Session<B> {
             let _held = hold();
             run.run(&refresher, max_run_time).await?
         };
-        let token = choose_token(
-            record(&summary.vault, name)?,
-            summary.result(name),
-            unix_now(),
-        )?;
-        Ok((token, Some(summary)))
+        let token = record(&summary.vault, name)
+            .and_then(|r| choose_token(r, summary.result(name), unix_now()));
+        Ok(TokenRun {
+            token,
+            summary: Some(summary),
+        })
     }
+}
+
+/// What [`Session::token_run`] found: the token or why there is none, and
+/// the refresh run, if one was needed.
+#[derive(Debug)]
+pub struct TokenRun {
+    /// The token to hand out, or the run's outcome as an error.
+    pub token: Result<IssuedToken>,
+    /// The run; `None` when a valid token was there without one.
+    pub summary: Option<RunSummary>,
 }
 
 #[cfg(test)]

@@ -1,23 +1,48 @@
-//! `tokvault exec NAME -- CMD...`: runs CMD with a valid access token in its
-//! environment, and nothing that unlocks the vault.
+//! `tokvault exec NAME -- CMD...`: runs CMD with a valid access token in
+//! its environment, and nothing that unlocks the vault. With
+//! `--gce-server` or `--azure-server`, CMD instead gets a metadata server
+//! on loopback that its Google or Microsoft client library finds by
+//! itself and asks for fresh tokens for as long as it runs.
 
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
 use std::time::Duration;
+
+use vault_format::SecretString;
 
 use crate::context::Context;
 use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
+use crate::servers::{self, Endpoints};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Record name
     name: String,
-    /// Environment variable for the token
-    #[arg(long, default_value = "TOKVAULT_ACCESS_TOKEN", value_name = "VAR")]
-    env: String,
+    /// Environment variable for the token [default: TOKVAULT_ACCESS_TOKEN;
+    /// none with a server]
+    #[arg(long, value_name = "VAR")]
+    env: Option<String>,
     /// Refresh when less than this validity remains
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     min_valid: Duration,
+    /// Serve Compute Engine metadata on 127.0.0.1 for the command, so that
+    /// google.auth.default() and other Google libraries get fresh tokens
+    #[arg(long)]
+    gce_server: bool,
+    /// What project/project-id answers on the metadata server [default: 404]
+    #[arg(long, value_name = "ID", requires = "gce_server")]
+    project_id: Option<String>,
+    /// Serve the App Service managed-identity endpoint on 127.0.0.1 for
+    /// the command, for azure-identity's ManagedIdentityCredential
+    #[arg(long)]
+    azure_server: bool,
+    /// Serve this resource too, besides the origins of the record's
+    /// URL-shaped scopes (repeatable)
+    #[arg(long = "azure-resource", value_name = "URL", requires = "azure_server")]
+    azure_resources: Vec<String>,
     /// The command and its arguments
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -30,27 +55,256 @@ const WITHHELD: [&str; 3] = [
     "CREDENTIALS_DIRECTORY",
 ];
 
+/// Variables that would make Google's libraries look elsewhere than the
+/// metadata server (or demand mTLS from it).
+const GCE_SHADOWS: [&str; 3] = [
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "NO_GCE_CHECK",
+    "GCE_METADATA_MTLS_MODE",
+];
+
+/// Variables that would make azure-identity choose another credential
+/// (Service Fabric, Arc, a service principal, workload identity) or a
+/// user-assigned identity.
+const AZURE_SHADOWS: [&str; 11] = [
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+];
+
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
-    let env = &args.env;
-    if env.is_empty() || env.contains('=') || env.contains('\0') {
+    if let Some(env) = &args.env
+        && (env.is_empty() || env.contains('=') || env.contains('\0'))
+    {
         return Err(CliError::usage(format!(
             "--env {env:?} is not a valid environment variable name"
         )));
     }
-    let token = super::token::valid_token(ctx, &args.name, args.min_valid)?;
-    let (program, program_args) = args
-        .command
-        .split_first()
-        .ok_or_else(|| CliError::usage("exec needs a command after --"))?;
-    let mut command = std::process::Command::new(program);
-    command.args(program_args);
-    for variable in WITHHELD {
-        command.env_remove(variable);
+    if args.gce_server || args.azure_server {
+        let code = with_servers(ctx, args)?;
+        // The child's status is ours, as when exec replaces this process;
+        // everything holding a secret was dropped with the runtime.
+        std::process::exit(code);
     }
+    let token = super::token::valid_token(ctx, &args.name, args.min_valid)?;
+    let mut command = command(args)?;
+    let env = args.env.as_deref().unwrap_or("TOKVAULT_ACCESS_TOKEN");
     // exec replaces this process: the child's exit status is ours, and no
     // decrypted state outlives the switch.
     let error = command.env(env, token.expose_secret()).exec();
     Err(CliError::failure(format!(
-        "cannot run {program:?}: {error}"
+        "cannot run {:?}: {error}",
+        args.command[0]
     )))
+}
+
+/// The command, without what unlocks the vault in its environment.
+fn command(args: &Args) -> Result<Command> {
+    let (program, program_args) = args
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::usage("exec needs a command after --"))?;
+    let mut command = Command::new(program);
+    command.args(program_args);
+    for variable in WITHHELD {
+        command.env_remove(variable);
+    }
+    Ok(command)
+}
+
+/// Runs the command beside the servers; its exit code (128 + signal when
+/// a signal ended it, 127/126 when it cannot be started).
+fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
+    let header = args.azure_server.then(random_header).transpose()?;
+    let endpoints = Endpoints {
+        gce: if args.gce_server {
+            vec![(None, args.name.clone())]
+        } else {
+            Vec::new()
+        },
+        project_id: args.project_id.clone(),
+        azure: if args.azure_server {
+            vec![args.name.clone()]
+        } else {
+            Vec::new()
+        },
+        azure_resources: args.azure_resources.clone(),
+        azure_header: header.clone(),
+        allowed_uids: Vec::new(),
+    };
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let runtime = servers::runtime()?;
+    runtime.block_on(async {
+        let bound = servers::bind(ctx, listen, endpoints, args.min_valid, |session| {
+            let session = Arc::clone(session);
+            let lock_timeout = ctx.lock_timeout;
+            Arc::new(move |summary: &vault_engine::RunSummary| {
+                let now = vault_engine::unix_now();
+                let state = session.state();
+                vault_engine::health::update(
+                    state,
+                    &summary.vault,
+                    &summary.results,
+                    now,
+                    lock_timeout,
+                );
+            })
+        })
+        .await?;
+        // The job starts only with a grant that works: a rejected one is
+        // exit 3 now, not an HTTP 502 inside the job later.
+        let first = bound
+            .tokens
+            .get(&args.name)
+            .await
+            .map_err(|failure| CliError::new(Exit::from(failure.kind), failure.message))?;
+        let mut command = command(args)?;
+        let port = bound.address.port();
+        if args.gce_server {
+            gce_environment(&mut command, port);
+        }
+        if let Some(header) = &header {
+            azure_environment(&mut command, port, header);
+        }
+        if let Some(env) = &args.env {
+            command.env(env, first.token.expose_secret());
+        }
+        drop(first);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(bound.server.run(async {
+            let _ = stopped.await;
+        }));
+        let code = run_child(command, &args.command[0]).await;
+        let _ = stop.send(());
+        // Any refresh in flight finishes and is saved before we exit.
+        let _ = server.await;
+        Ok(code)
+    })
+}
+
+/// Where Google's libraries find the metadata server, and nothing that
+/// would shadow it.
+fn gce_environment(command: &mut Command, port: u16) {
+    let host = format!("127.0.0.1:{port}");
+    for variable in ["GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"] {
+        command.env(variable, &host);
+    }
+    command.env("METADATA_SERVER_DETECTION", "assume-present");
+    for variable in GCE_SHADOWS {
+        command.env_remove(variable);
+    }
+    bypass_proxies(command);
+    if let Some(file) = gcloud_adc_file().filter(|f| f.exists()) {
+        tracing::warn!(
+            "{} exists: google.auth.default() and google-auth-library use it instead of the metadata server; \
+             move it aside (or set CLOUDSDK_CONFIG to an empty directory) for the job to get tokvault's tokens",
+            file.display()
+        );
+    }
+}
+
+/// gcloud's application default credentials, which Google's libraries
+/// prefer over a metadata server.
+fn gcloud_adc_file() -> Option<PathBuf> {
+    let config = std::env::var_os("CLOUDSDK_CONFIG")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))?;
+    Some(config.join("application_default_credentials.json"))
+}
+
+/// App Service's managed-identity variables, and nothing that would make
+/// azure-identity pick another credential.
+fn azure_environment(command: &mut Command, port: u16, header: &SecretString) {
+    command.env(
+        "IDENTITY_ENDPOINT",
+        format!("http://127.0.0.1:{port}{}", vault_serve::azure::PATH),
+    );
+    command.env("IDENTITY_HEADER", header.expose_secret());
+    for variable in AZURE_SHADOWS {
+        command.env_remove(variable);
+    }
+    bypass_proxies(command);
+}
+
+/// An inherited HTTP(S)_PROXY would send the loopback requests to the
+/// proxy: loopback goes on the no-proxy lists.
+fn bypass_proxies(command: &mut Command) {
+    for variable in ["NO_PROXY", "no_proxy"] {
+        let value = match std::env::var(variable) {
+            Ok(list) if !list.trim().is_empty() => format!("{list},127.0.0.1,localhost"),
+            _ => "127.0.0.1,localhost".to_owned(),
+        };
+        command.env(variable, value);
+    }
+}
+
+/// A per-run secret for `IDENTITY_HEADER`.
+fn random_header() -> Result<SecretString> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(bytes.as_mut())
+        .map_err(|e| CliError::failure(format!("no randomness for the identity header: {e}")))?;
+    Ok(SecretString::from(vault_engine::fsio::hex(bytes.as_ref())))
+}
+
+/// Starts the command, passes SIGTERM, SIGINT and SIGHUP on to it, and
+/// returns its exit code as a shell would report it.
+async fn run_child(command: Command, program: &str) -> i32 {
+    let mut child = match tokio::process::Command::from(command).spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let code = match error.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            };
+            eprintln!("tokvault: error: cannot run {program:?}: {error}");
+            return code;
+        }
+    };
+    match forward_signals_until_exit(&mut child).await {
+        Ok(status) => exit_code(status),
+        Err(error) => {
+            eprintln!("tokvault: error: waiting for {program:?} failed: {error}");
+            1
+        }
+    }
+}
+
+async fn forward_signals_until_exit(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<ExitStatus> {
+    use rustix::process::{Pid, Signal};
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(Pid::from_raw);
+    loop {
+        let signal = tokio::select! {
+            status = child.wait() => return status,
+            _ = term.recv() => Signal::TERM,
+            _ = int.recv() => Signal::INT,
+            _ = hup.recv() => Signal::HUP,
+        };
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, signal);
+        }
+    }
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1)
 }

@@ -15,6 +15,7 @@ pub(crate) mod refresh;
 pub(crate) mod rekey;
 pub(crate) mod remove;
 pub(crate) mod seal;
+pub(crate) mod serve;
 pub(crate) mod token;
 pub(crate) mod verify;
 
@@ -35,6 +36,7 @@ pub(crate) fn dispatch(ctx: &Context, command: Command) -> Result<Exit> {
         Command::Token(args) => token::exec_token(ctx, &args),
         Command::Header(args) => token::exec_header(ctx, &args),
         Command::Exec(args) => exec::exec(ctx, &args),
+        Command::Serve(args) => serve::exec(ctx, &args),
         Command::Export(args) => export::exec(ctx, &args),
         Command::Remove(args) => remove::exec(ctx, &args),
         Command::Rekey(args) => rekey::exec(ctx, &args),

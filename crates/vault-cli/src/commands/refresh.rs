@@ -49,8 +49,8 @@ pub(crate) struct Args {
     json: bool,
 }
 
-/// Monitoring options of `refresh`.
-#[derive(Debug, clap::Args)]
+/// Monitoring options of `refresh` and `serve`.
+#[derive(Clone, Debug, clap::Args)]
 pub(crate) struct MonitorArgs {
     /// Write Prometheus metrics here after each run, atomically (for
     /// node_exporter's textfile collector)
@@ -99,7 +99,14 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             vault_engine::rescued_error(session.location(), rescue)
         );
     }
-    after_run(ctx, &session, args, &summary, exit);
+    after_run(
+        ctx.lock_timeout,
+        &session,
+        &args.monitor,
+        &args.names,
+        &summary,
+        exit,
+    );
     render(args.json, &summary, exit)?;
     Ok(exit)
 }
@@ -138,22 +145,29 @@ fn reauthorize(session: &VaultSession, summary: &mut RunSummary) {
     }
 }
 
-/// Health, warnings, the hook and the metrics file.
-fn after_run(ctx: &Context, session: &VaultSession, args: &Args, summary: &RunSummary, exit: Exit) {
-    let monitor_args = &args.monitor;
+/// Health, warnings, the hook and the metrics file, after a run over
+/// `names` (all records when empty).
+pub(crate) fn after_run(
+    lock_timeout: Duration,
+    session: &VaultSession,
+    monitor_args: &MonitorArgs,
+    names: &[String],
+    summary: &RunSummary,
+    exit: Exit,
+) {
     let now = vault_engine::unix_now();
     let (health, newly_rejected) = vault_engine::health::update(
         session.state(),
         &summary.vault,
         &summary.results,
         now,
-        ctx.lock_timeout,
+        lock_timeout,
     );
     let selected = summary
         .vault
         .records()
         .iter()
-        .filter(|r| args.names.is_empty() || args.names.contains(&r.name));
+        .filter(|r| names.is_empty() || names.contains(&r.name));
     monitor::warn_refresh_age(selected, monitor_args.warn_refresh_age, now);
     monitor::warn_transient_streaks(&health, monitor_args.warn_transient_failures, now);
     if let Some(command) = &monitor_args.on_reauth_needed {

@@ -13,6 +13,7 @@ mod interop;
 mod login;
 mod monitoring;
 mod reliability;
+mod servers;
 mod signals;
 
 use tokvault_test_support::{fault_server, peers};

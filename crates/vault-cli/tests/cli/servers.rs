@@ -1,0 +1,347 @@
+//! The local credential servers (`exec --gce-server`, `exec
+//! --azure-server`, `serve`): the real client libraries, unmodified, get
+//! tokens that are active at oidc-provider (rotation on), and every
+//! refusal the contract names is made.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Run, Sandbox};
+use crate::e2e::{
+    Story, assert_no_replay_or_error, assert_secret_code, current_refresh_token, server_stats,
+};
+use crate::peers::{BASIC_CLIENT, peer, repo_root};
+
+fn python() -> Option<PathBuf> {
+    peer("TOKVAULT_TEST_PYTHON", "google-auth and azure-identity")
+}
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("tests/python").join(name)
+}
+
+/// `tokvault exec demo OPTIONS -- COMMAND...` in the story's sandbox, with
+/// an empty gcloud config (so no ADC file of this machine shadows ours).
+fn exec(story: &Story, options: &[&str], command: &[&std::ffi::OsStr]) -> Run {
+    let gcloud = story.sandbox.path("gcloud");
+    std::fs::create_dir_all(&gcloud).expect("gcloud dir");
+    story
+        .sandbox
+        .command_at(&story.sandbox.vault())
+        .args(["exec", "demo"])
+        .args(options)
+        .arg("--")
+        .args(command)
+        .env("CLOUDSDK_CONFIG", &gcloud)
+        .output()
+        .expect("run tokvault exec")
+        .into()
+}
+
+/// The JSON lines a client script printed.
+fn lines(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn is_active(story: &Story, token: &Value) -> bool {
+    let token = token.as_str().expect("a token string");
+    story
+        .rt
+        .block_on(story.server.is_active(BASIC_CLIENT, token))
+}
+
+/// Neither the refresh token nor anything that unlocks the vault reached
+/// the job.
+fn assert_no_secret_leaked(story: &Story, run: &Run) {
+    let refresh_token = current_refresh_token(&story.sandbox, "demo");
+    for (what, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        assert!(
+            !text.contains(&refresh_token),
+            "the refresh token is in {what}"
+        );
+    }
+}
+
+#[test]
+fn google_auth_default_gets_active_tokens_from_exec_gce_server() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    let run = exec(
+        &story,
+        &["--gce-server", "--project-id", "tokvault-demo"],
+        &[python.as_os_str(), script("gce_client.py").as_os_str()],
+    );
+    assert_secret_code(&run, 0);
+    let got = lines(&run);
+    assert_eq!(got.len(), 1, "{}", run.stderr);
+    assert_eq!(
+        got[0]["class"], "google.auth.compute_engine.credentials.Credentials",
+        "google.auth.default() chose the metadata server"
+    );
+    assert_eq!(got[0]["project"], "tokvault-demo");
+    assert_eq!(got[0]["email"], "demo@tokvault.invalid");
+    assert!(
+        is_active(&story, &got[0]["token"]),
+        "the served token is active"
+    );
+    assert_no_secret_leaked(&story, &run);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+}
+
+#[test]
+fn exec_with_a_server_sets_the_discovery_variables_and_withholds_the_rest() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let printenv = std::ffi::OsStr::new("env");
+    let mut command = story.sandbox.command_at(&story.sandbox.vault());
+    command
+        .args(["exec", "demo", "--gce-server", "--azure-server"])
+        .args(["--azure-resource", "https://graph.microsoft.com", "--"])
+        .arg(printenv)
+        .env("GOOGLE_APPLICATION_CREDENTIALS", "/elsewhere.json")
+        .env("MSI_ENDPOINT", "http://169.254.169.254/")
+        .env("AZURE_CLIENT_SECRET", "not-for-the-job")
+        .env("NO_PROXY", "corp.example")
+        .env("CREDENTIALS_DIRECTORY", story.sandbox.path("home"));
+    let run: Run = command.output().expect("run").into();
+    assert_secret_code(&run, 0);
+    let env: std::collections::BTreeMap<&str, &str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let host = env["GCE_METADATA_HOST"];
+    assert!(host.starts_with("127.0.0.1:"), "{host}");
+    assert_eq!(env["GCE_METADATA_IP"], host);
+    assert_eq!(env["GCE_METADATA_ROOT"], host);
+    assert_eq!(env["METADATA_SERVER_DETECTION"], "assume-present");
+    assert_eq!(env["NO_PROXY"], "corp.example,127.0.0.1,localhost");
+    assert_eq!(env["no_proxy"], "127.0.0.1,localhost");
+    assert_eq!(env["IDENTITY_ENDPOINT"], format!("http://{host}/msi/token"));
+    assert_eq!(env["IDENTITY_HEADER"].len(), 64);
+    for withheld in [
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "MSI_ENDPOINT",
+        "AZURE_CLIENT_SECRET",
+        "CREDENTIALS_DIRECTORY",
+        "TOKVAULT_IDENTITY",
+        "TOKVAULT_ACCESS_TOKEN",
+    ] {
+        assert!(!env.contains_key(withheld), "{withheld} reached the job");
+    }
+    assert_no_secret_leaked(&story, &run);
+}
+
+#[test]
+fn exec_with_a_server_exits_as_its_command_does() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let sh = std::ffi::OsStr::new("sh");
+    let run = exec(
+        &story,
+        &["--gce-server"],
+        &[sh, "-c".as_ref(), "exit 7".as_ref()],
+    );
+    assert_secret_code(&run, 7);
+    let run = exec(
+        &story,
+        &["--gce-server"],
+        &[sh, "-c".as_ref(), "kill -TERM $$".as_ref()],
+    );
+    assert_secret_code(&run, 128 + 15);
+    let run = exec(
+        &story,
+        &["--gce-server"],
+        &["no-such-program-here".as_ref()],
+    );
+    assert_secret_code(&run, 127);
+    assert!(
+        run.stderr.contains("no-such-program-here"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `tokvault serve` in the background, killed on drop.
+struct Serving {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serving {
+    /// Starts `serve --listen 127.0.0.1:0 ARGS` and waits for its
+    /// `listening on` line.
+    fn start(sandbox: &Sandbox, args: &[&str]) -> Self {
+        let mut child = sandbox
+            .command_at(&sandbox.vault())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tokvault serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the first line");
+        let port = line
+            .trim()
+            .strip_prefix("listening on 127.0.0.1:")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+        Self { child, port }
+    }
+}
+
+/// A raw HTTP/1.1 GET: status, headers (lowercase names) and body.
+fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut request = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    parse_response(&response)
+}
+
+fn parse_response(response: &str) -> (u16, Vec<(String, String)>, String) {
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn serve_refuses_what_the_contract_refuses() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let serving = Serving::start(&story.sandbox, &["--gce", "demo"]);
+    let port = serving.port;
+    let host = format!("127.0.0.1:{port}");
+    let token_path = "/computeMetadata/v1/instance/service-accounts/default/token";
+    let flavor = ("Metadata-Flavor", "Google");
+
+    let (status, headers, body) = get(port, token_path, &[("Host", &host), flavor]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    assert_eq!(header(&headers, "metadata-flavor"), Some("Google"));
+    assert_eq!(header(&headers, "access-control-allow-origin"), None);
+    let token: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(token["token_type"], "Bearer");
+    assert!(token["expires_in"].as_u64().expect("expires_in") > 300);
+    assert!(is_active(&story, &token["access_token"]));
+
+    let refusals: [(&str, Vec<(&str, &str)>); 4] = [
+        ("no flavor", vec![("Host", &host)]),
+        ("a foreign Host", vec![("Host", "evil.example:80"), flavor]),
+        (
+            "a relayed request",
+            vec![("Host", &host), flavor, ("X-Forwarded-For", "10.0.0.1")],
+        ),
+        ("no Host", vec![flavor]),
+    ];
+    for (what, headers) in refusals {
+        let (status, response_headers, body) = get(port, token_path, &headers);
+        assert_eq!(status, 403, "{what}: {body}");
+        assert_eq!(
+            header(&response_headers, "metadata-flavor"),
+            Some("Google"),
+            "{what}: errors carry the flavor too"
+        );
+        assert!(!body.contains("access_token"), "{what}: {body}");
+    }
+    let (status, _, body) = get(
+        port,
+        "/computeMetadata/v1/instance/service-accounts/default/identity?audience=x",
+        &[("Host", &host), flavor],
+    );
+    assert_eq!(status, 404);
+    assert!(body.contains("ID tokens are not served"), "{body}");
+}
+
+/// Another local user (nobody) is refused, as root can arrange here.
+#[test]
+#[allow(clippy::print_stderr)] // a skipped test says why
+fn serve_refuses_another_local_user() {
+    if !rustix_is_root() {
+        eprintln!("skipping: switching to another user needs root");
+        return;
+    }
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let serving = Serving::start(&story.sandbox, &["--gce", "demo"]);
+    let request = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{port}; \
+         printf 'GET /computeMetadata/v1/instance/service-accounts/default/token HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\nMetadata-Flavor: Google\\r\\nConnection: close\\r\\n\\r\\n' >&3; \
+         cat <&3",
+        port = serving.port
+    );
+    let as_nobody = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+        ])
+        .arg(&request)
+        .output()
+        .expect("run setpriv");
+    let response = String::from_utf8_lossy(&as_nobody.stdout);
+    let (status, _, body) = parse_response(&response);
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("access_token"));
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
