@@ -39,24 +39,32 @@ peer_missing() {
     echo "peers: warning: $1; the tests that need it will skip" >&2
 }
 
-# The vault-oauth test peers: panva's oidc-provider (Node, tests/oidc-provider)
-# and google-auth & co. in a virtualenv (tests/python/requirements.txt).
-# Exports TOKVAULT_TEST_NODE and TOKVAULT_TEST_PYTHON for cargo test.
-setup_oauth_peers() {
-    local dir=tests/oidc-provider
-    if ! have node || ! have npm; then
-        peer_missing "node and npm are needed for the oidc-provider test peer"
-    elif [ ! -f "$dir/node_modules/.package-lock.json" ] \
-        || [ ! -f "$dir/node_modules/oidc-provider/package.json" ] \
+# An npm test peer: `npm ci` in DIR when PACKAGE is missing there or the
+# lockfile changed.
+npm_peer() {
+    local dir=$1 package=$2
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+        || [ ! -f "$dir/node_modules/$package/package.json" ] \
         || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-        echo "peers: npm ci in $dir (oidc-provider test peer)"
+        echo "peers: npm ci in $dir ($package)"
         if (cd "$dir" && npm ci --no-audit --no-fund); then
             touch "$dir/node_modules/.package-lock.json"
-            export TOKVAULT_TEST_NODE="$(command -v node)"
         else
             peer_missing "npm ci failed in $dir"
+            return 1
         fi
-    else
+    fi
+}
+
+# The test peers: panva's oidc-provider (Node, tests/oidc-provider),
+# google-auth-library (Node, tests/node-clients) and google-auth,
+# azure-identity & co. in a virtualenv (tests/python/requirements.txt).
+# Exports TOKVAULT_TEST_NODE and TOKVAULT_TEST_PYTHON for cargo test.
+setup_oauth_peers() {
+    if ! have node || ! have npm; then
+        peer_missing "node and npm are needed for the oidc-provider test peer"
+    elif npm_peer tests/oidc-provider oidc-provider \
+        && npm_peer tests/node-clients google-auth-library; then
         export TOKVAULT_TEST_NODE="$(command -v node)"
     fi
 

@@ -526,7 +526,7 @@ fn every_command_help_shows_an_example() {
     let sandbox = Sandbox::new();
     let commands = [
         "keygen", "init", "seal", "import", "list", "refresh", "token", "header", "exec", "export",
-        "remove", "rekey", "inspect", "verify",
+        "remove", "rekey", "inspect", "verify", "serve",
     ];
     for command in commands {
         let run = sandbox.run_bare(&[command, "--help"]);

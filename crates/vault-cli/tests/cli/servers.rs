@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use crate::common::{Run, Sandbox};
 use crate::e2e::{
-    Story, assert_no_replay_or_error, assert_secret_code, current_refresh_token, server_stats,
+    Story, assert_no_replay_or_error, assert_secret_code, current_refresh_token, import_minted_at,
+    server_stats, stat,
 };
+use crate::fault_server::{Action, FaultServer};
 use crate::peers::{BASIC_CLIENT, peer, repo_root};
 
 fn python() -> Option<PathBuf> {
@@ -94,6 +96,82 @@ fn google_auth_default_gets_active_tokens_from_exec_gce_server() {
         is_active(&story, &got[0]["token"]),
         "the served token is active"
     );
+    assert_no_secret_leaked(&story, &run);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+}
+
+#[test]
+fn google_auth_library_for_node_gets_active_tokens_from_exec_gce_server() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let Some(node) = peer("TOKVAULT_TEST_NODE", "google-auth-library (Node)") else {
+        return;
+    };
+    let client = repo_root().join("tests/node-clients/gce_client.mjs");
+    let run = exec(
+        &story,
+        &["--gce-server"],
+        &[node.as_os_str(), client.as_os_str()],
+    );
+    assert_secret_code(&run, 0);
+    let got = lines(&run);
+    assert_eq!(got.len(), 1, "{}", run.stderr);
+    assert_eq!(
+        got[0]["class"], "Compute",
+        "GoogleAuth chose the metadata server"
+    );
+    assert_eq!(got[0]["email"], "demo@tokvault.invalid");
+    assert!(
+        is_active(&story, &got[0]["token"]),
+        "the served token is active"
+    );
+    assert_no_secret_leaked(&story, &run);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+}
+
+#[test]
+fn azure_identity_gets_active_tokens_from_exec_azure_server() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    let client = script("azure_client.py");
+    let graph = "https://graph.microsoft.com";
+    let run = exec(
+        &story,
+        &["--azure-server", "--azure-resource", graph],
+        &[
+            python.as_os_str(),
+            client.as_os_str(),
+            "https://graph.microsoft.com/.default".as_ref(),
+        ],
+    );
+    assert_secret_code(&run, 0);
+    let got = lines(&run);
+    assert_eq!(got.len(), 1, "{}", run.stderr);
+    assert!(
+        is_active(&story, &got[0]["token"]),
+        "the served token is active"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(got[0]["expires_on"].as_u64().expect("expires_on") > now + 300);
+    // Another resource is refused, with the served ones named.
+    let run = exec(
+        &story,
+        &["--azure-server", "--azure-resource", graph],
+        &[
+            python.as_os_str(),
+            client.as_os_str(),
+            "https://management.azure.com/.default".as_ref(),
+        ],
+    );
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("is not served here"), "{}", run.stderr);
+    assert!(run.stderr.contains(graph), "{}", run.stderr);
     assert_no_secret_leaked(&story, &run);
     assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
 }
@@ -344,4 +422,104 @@ fn rustix_is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+#[test]
+fn serve_checks_the_identity_header_in_constant_time_and_answers_azure() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let header_file = story
+        .sandbox
+        .write("server/identity-header", "s3cr3t-header-value\n");
+    std::fs::set_permissions(
+        &header_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let header_path = header_file.to_str().expect("utf-8");
+    let serving = Serving::start(
+        &story.sandbox,
+        &[
+            "--azure",
+            "demo",
+            "--azure-resource",
+            "https://graph.microsoft.com",
+            "--azure-header-file",
+            header_path,
+        ],
+    );
+    let host = format!("127.0.0.1:{}", serving.port);
+    let path = "/msi/token?api-version=2019-08-01&resource=https://graph.microsoft.com";
+    for wrong in ["", "s3cr3t-header-valu", "s3cr3t-header-value2"] {
+        let mut headers = vec![("Host", host.as_str()), ("Metadata", "true")];
+        if !wrong.is_empty() {
+            headers.push(("X-IDENTITY-HEADER", wrong));
+        }
+        let (status, _, body) = get(serving.port, path, &headers);
+        assert_eq!(status, 403, "{wrong:?}: {body}");
+        assert!(!body.contains("access_token"));
+    }
+    let (status, headers, body) = get(
+        serving.port,
+        path,
+        &[
+            ("Host", &host),
+            ("X-IDENTITY-HEADER", "s3cr3t-header-value"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "cache-control"), Some("no-store"));
+    let token: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(token["resource"], "https://graph.microsoft.com");
+    assert!(is_active(&story, &token["access_token"]));
+}
+
+/// SIGTERM while a refresh is out: `serve` saves the rotated token before
+/// it exits, so the next refresh is no replay.
+#[test]
+fn serve_stopped_during_a_refresh_saves_the_rotated_token_first() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let upstream = story.server.token_endpoint.clone();
+    let slow = story.rt.block_on(FaultServer::with(move |_| {
+        Action::Delayed(
+            Duration::from_secs(3),
+            Box::new(Action::Forward {
+                url: upstream.clone(),
+                rewrite: str::to_owned,
+            }),
+        )
+    }));
+    import_minted_at(
+        &story.rt,
+        &story.server,
+        &story.sandbox,
+        "slow",
+        &slow.url("/token"),
+    );
+    // No access token yet: serve refreshes at once, through the slow proxy.
+    let serving = Serving::start(&story.sandbox, &["--gce", "slow"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slow.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no refresh was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = serving.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut serving = serving;
+    let status = serving.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "serve exits 0 after SIGTERM");
+    // The answer was saved: the stored refresh token is the rotated one, so
+    // refreshing again (directly) is no replay.
+    let stats = server_stats(&story.rt, &story.server);
+    assert_eq!(stat(&stats, "refreshes_ok"), 1, "{stats}");
+    let run = story.sandbox.run(&["refresh", "--force", "slow"]);
+    assert_secret_code(&run, 0);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
 }
