@@ -523,3 +523,75 @@ fn serve_stopped_during_a_refresh_saves_the_rotated_token_first() {
     assert_secret_code(&run, 0);
     assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
 }
+
+/// Eight google-auth jobs for a minute (`TOKVAULT_SERVE_LOAD_SECONDS`)
+/// on 20-second tokens with rotation on: every token they get is active
+/// when they get it, the provider sees no replay, and refreshes are
+/// bounded by the lifetime (one per half lifetime), not by requests.
+#[test]
+fn eight_google_auth_jobs_on_short_tokens_share_lifetime_bounded_refreshes() {
+    let Some(story) = Story::start(true, 20) else {
+        return;
+    };
+    let Some(python) = python() else { return };
+    let seconds = crate::common::env_count("TOKVAULT_SERVE_LOAD_SECONDS", 60);
+    let serving = Serving::start(&story.sandbox, &["--gce", "demo"]);
+    let host = format!("127.0.0.1:{}", serving.port);
+    let gcloud = story.sandbox.path("gcloud");
+    std::fs::create_dir_all(&gcloud).expect("gcloud dir");
+    let (sender, tokens) = std::sync::mpsc::channel::<String>();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let mut child = Command::new(&python)
+                .arg(script("gce_client.py"))
+                .arg(seconds.to_string())
+                .env_clear()
+                .env("GCE_METADATA_HOST", &host)
+                .env("GCE_METADATA_IP", &host)
+                .env("CLOUDSDK_CONFIG", &gcloud)
+                .env("HOME", story.sandbox.path("home"))
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn a google-auth job");
+            let stdout = child.stdout.take().expect("stdout");
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let line: Value = serde_json::from_str(&line.expect("a line")).expect("JSON");
+                    let token = line["token"].as_str().expect("token").to_owned();
+                    if sender.send(token).is_err() {
+                        return;
+                    }
+                }
+            });
+            child
+        })
+        .collect();
+    drop(sender);
+    let mut seen = std::collections::HashSet::new();
+    for token in tokens {
+        if seen.insert(token.clone()) {
+            assert!(
+                is_active(&story, &Value::String(token)),
+                "a served token is not active at the provider"
+            );
+        }
+    }
+    for mut client in clients {
+        assert!(client.wait().expect("wait").success(), "a job failed");
+    }
+    let stats = server_stats(&story.rt, &story.server);
+    assert_no_replay_or_error(&stats);
+    let refreshes = stat(&stats, "refreshes_ok");
+    let bound = seconds as u64 / 10 + 2;
+    crate::common::figure(&format!(
+        "serve-load jobs=8 seconds={seconds} token_lifetime=20 distinct_tokens={} provider_refreshes={refreshes} bound={bound}",
+        seen.len()
+    ));
+    assert!(seen.len() >= 2, "the jobs saw a token change");
+    assert!(
+        refreshes <= bound,
+        "{refreshes} refreshes in {seconds} s: {stats}"
+    );
+    drop(serving);
+}
