@@ -1,6 +1,7 @@
 //! Who is on the other end of a loopback TCP connection: the uid that owns
-//! the client's socket, read from `/proc/net/tcp{,6}` (as PuTTY's
-//! `socket_peer_is_same_user` does). Unlike a secret in the environment,
+//! the client's socket, read from `/proc/self/net/tcp{,6}` as PuTTY's
+//! `socket_peer_is_same_user` does (our network namespace's table, still
+//! visible under systemd's `ProcSubset=pid`). Unlike a secret in the environment,
 //! this works for every client library unmodified.
 
 use std::net::{IpAddr, SocketAddr};
@@ -10,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 /// closed, or it lives in another network namespace).
 pub fn peer_uid(ours: SocketAddr, peer: SocketAddr) -> std::io::Result<Option<u32>> {
     let table = match peer.ip() {
-        IpAddr::V4(_) => "/proc/net/tcp",
-        IpAddr::V6(_) => "/proc/net/tcp6",
+        IpAddr::V4(_) => "/proc/self/net/tcp",
+        IpAddr::V6(_) => "/proc/self/net/tcp6",
     };
     let text = std::fs::read_to_string(table)?;
     Ok(find_uid(&text, peer, ours))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, LocalBoxFuture, Shared};
-use vault_engine::{Backend, ErrorKind, IssuedToken, RunSummary, Session, unix_now};
+use vault_engine::{Backend, ErrorKind, IssuedToken, RunSummary, Session, Version, unix_now};
 use vault_format::{RefreshClass, SecretString};
 use vault_oauth::Refresher;
 
@@ -22,6 +22,10 @@ const ASSUMED_LIFETIME: u64 = 300;
 /// Validity an older token must still have to be served while refreshing
 /// fails for now.
 const STALE_MARGIN: u64 = 30;
+/// After a rejected grant, how long before asking the provider again when
+/// the vault has not changed meanwhile (a `tokvault login --again` changes
+/// it, and is picked up at the next request).
+const REJECTED_RETRY: Duration = Duration::from_secs(600);
 
 /// How tokens are kept fresh.
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +79,8 @@ struct SlotState {
     lifetime: Option<u64>,
     inflight: Option<Pending>,
     failure: Option<(Instant, Failure)>,
+    /// The vault's version when the grant was found rejected.
+    rejected_at: Option<Version>,
     refreshes: u64,
     failures: u64,
 }
@@ -184,8 +190,8 @@ impl<B: Backend + 'static> Tokens<B> {
     pub async fn get(self: &Arc<Self>, name: &str) -> Result<Arc<Served>, Failure> {
         let slot = self.slot(name)?;
         let now = unix_now();
-        let pending = {
-            let mut state = lock(slot);
+        let (rejected_at, needed) = {
+            let state = lock(slot);
             let needed = self.needed(state.lifetime);
             if let Some(served) = state
                 .cached
@@ -196,15 +202,34 @@ impl<B: Backend + 'static> Tokens<B> {
             }
             if let Some((at, failure)) = &state.failure
                 && at.elapsed() < self.settings.retry_after
+                && failure.kind != ErrorKind::Reauthorize
             {
                 return stale_or(&state, failure.clone(), now);
             }
-            self.pending(&mut state, name, Duration::from_secs(needed))
+            (state.rejected_at.clone(), Duration::from_secs(needed))
         };
+        if let Some(failure) = self.still_rejected(slot, rejected_at).await {
+            return Err(failure);
+        }
+        let pending = self.pending(&mut lock(slot), name, needed);
         match pending.await {
             Ok(served) => Ok(served),
             Err(failure) => stale_or(&lock(slot), failure, unix_now()),
         }
+    }
+
+    /// After a rejected grant: the failure again, unless the vault changed
+    /// (a new login) or [`REJECTED_RETRY`] passed.
+    async fn still_rejected(
+        &self,
+        slot: &Mutex<SlotState>,
+        rejected_at: Option<Version>,
+    ) -> Option<Failure> {
+        let rejected_at = rejected_at?;
+        let current = self.session.backend().read().await.ok().flatten()?.version;
+        let state = lock(slot);
+        let (at, failure) = state.failure.as_ref()?;
+        (current == rejected_at && at.elapsed() < REJECTED_RETRY).then(|| failure.clone())
     }
 
     fn slot(&self, name: &str) -> Result<&Mutex<SlotState>, Failure> {
@@ -283,6 +308,17 @@ impl<B: Backend + 'static> Tokens<B> {
             .as_ref()
             .and_then(|s| s.result(&name))
             .is_some_and(|r| r.class == Some(RefreshClass::Refreshed));
+        let rejected_at = match &token {
+            Err(error) if error.kind() == ErrorKind::Reauthorize => self
+                .session
+                .backend()
+                .read()
+                .await
+                .ok()
+                .flatten()
+                .map(|s| s.version),
+            _ => None,
+        };
         if let Some(summary) = summary {
             let report = Arc::clone(&self.report);
             if let Err(error) = tokio::task::spawn_blocking(move || report(&summary)).await {
@@ -291,6 +327,7 @@ impl<B: Backend + 'static> Tokens<B> {
         }
         let mut state = lock(self.slot(&name)?);
         state.inflight = None;
+        state.rejected_at = rejected_at;
         match token {
             Ok(issued) => {
                 let stale_because = issued.stale_because.clone();
@@ -347,6 +384,10 @@ impl<B: Backend + 'static> Tokens<B> {
                 (wait.max(Duration::from_secs(1)), Duration::from_secs(ahead))
             };
             tokio::time::sleep(wait).await;
+            let rejected_at = lock(slot).rejected_at.clone();
+            if self.still_rejected(slot, rejected_at).await.is_some() {
+                continue;
+            }
             let pending = {
                 let mut state = lock(slot);
                 let fresh = state

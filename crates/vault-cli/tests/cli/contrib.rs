@@ -16,6 +16,7 @@ use crate::common::{Run, TOKVAULT};
 
 const SERVICE: &str = "tokvault-refresh.service";
 const TIMER: &str = "tokvault-refresh.timer";
+const SERVE: &str = "tokvault-serve.service";
 /// Where the service expects the binary (`cargo install --root /usr/local`).
 const INSTALLED_TOKVAULT: &str = "/usr/local/bin/tokvault";
 
@@ -125,9 +126,9 @@ fn systemd_analyze() -> Option<&'static str> {
 /// test (verify refuses a command that does not exist).
 fn prepared_units(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    for name in [SERVICE, TIMER] {
+    for name in [SERVICE, TIMER, SERVE] {
         let mut text = read_unit(name);
-        if name == SERVICE {
+        if name != TIMER {
             let from = format!("ExecStart={INSTALLED_TOKVAULT} ");
             assert!(
                 text.contains(&from),
@@ -148,6 +149,7 @@ fn verify(systemd_analyze: &str, dir: &Path) -> Result<(), String> {
         .args(["verify", "--man=no"])
         .arg(dir.join(SERVICE))
         .arg(dir.join(TIMER))
+        .arg(dir.join(SERVE))
         .env("SYSTEMD_LOG_COLOR", "0")
         .env("SYSTEMD_PAGER", "")
         .env("LC_ALL", "C")
@@ -156,7 +158,10 @@ fn verify(systemd_analyze: &str, dir: &Path) -> Result<(), String> {
     let run = Run::from(output);
     let text = format!("{}{}", run.stdout, run.stderr);
     let about_ours = text.lines().any(|line| {
-        line.contains(SERVICE) || line.contains(TIMER) || line.contains(&*dir.to_string_lossy())
+        line.contains(SERVICE)
+            || line.contains(TIMER)
+            || line.contains(SERVE)
+            || line.contains(&*dir.to_string_lossy())
     });
     if run.code == 0 && !about_ours {
         Ok(())
@@ -190,6 +195,7 @@ fn systemd_analyze_verify_catches_typos() {
             "\nProtectSystem=strikt\n",
         ),
         (SERVICE, "\n[Service]\n", "\n[Servise]\n"),
+        (SERVE, "\nProcSubset=pid\n", "\nProcSubset=pids\n"),
         (
             TIMER,
             "\nOnUnitActiveSec=10min\n",

@@ -595,3 +595,96 @@ fn eight_google_auth_jobs_on_short_tokens_share_lifetime_bounded_refreshes() {
     );
     drop(serving);
 }
+
+/// A revoked grant: the job gets a 502 that names the record and the
+/// command that fixes it; the hook runs and /metrics says so, as after
+/// `tokvault refresh`.
+#[test]
+fn serve_reports_a_revoked_grant_like_refresh_does() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let refresh_token = current_refresh_token(&story.sandbox, "demo");
+    story.rt.block_on(
+        story
+            .server
+            .revoke(crate::peers::POST_CLIENT, &refresh_token),
+    );
+    let hook_log = story.sandbox.path("hook.log");
+    let hook = format!("echo \"$TOKVAULT_RECORD\" >> '{}'", hook_log.display());
+    let serving = Serving::start(
+        &story.sandbox,
+        &["--gce", "demo", "--on-reauth-needed", &hook],
+    );
+    let host = format!("127.0.0.1:{}", serving.port);
+    let flavor = ("Metadata-Flavor", "Google");
+    let token_path = "/computeMetadata/v1/instance/service-accounts/default/token";
+    let (status, _, body) = get(serving.port, token_path, &[("Host", &host), flavor]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("demo"), "{body}");
+    assert!(body.contains("tokvault login demo"), "{body}");
+    let (status, _, metrics) = get(serving.port, "/metrics", &[("Host", &host)]);
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "tokvault_serve_reauthorization_required{record=\"demo\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("tokvault_serve_requests_total{endpoint=\"gce_token\",status=\"502\"}")),
+        "{metrics}"
+    );
+    let hooked = std::fs::read_to_string(&hook_log).expect("the hook ran");
+    assert_eq!(hooked.lines().next(), Some("demo"), "{hooked}");
+    // And the record says so to `list`, as after a refresh run.
+    let listed = crate::e2e::listed(&story.sandbox, "demo");
+    assert_eq!(
+        listed["last_refresh"]["outcome"], "reauthorization-required",
+        "{listed}"
+    );
+
+    // Asking again does not ask the provider again (nor run the hook)...
+    let before = stat(&server_stats(&story.rt, &story.server), "token_requests");
+    for _ in 0..3 {
+        let (status, _, _) = get(serving.port, token_path, &[("Host", &host), flavor]);
+        assert_eq!(status, 502);
+    }
+    let after = stat(&server_stats(&story.rt, &story.server), "token_requests");
+    assert_eq!(
+        after, before,
+        "a rejected grant is not retried while the vault is unchanged"
+    );
+    // ...until a person logs in again: the new grant is served at once.
+    let minted = story.rt.block_on(story.server.mint(
+        crate::peers::POST_CLIENT.0,
+        "offline_access",
+        1,
+    ));
+    let file = story.sandbox.write(
+        "in/again.json",
+        &crate::common::google_token_json(
+            &story.server.token_endpoint,
+            crate::peers::POST_CLIENT.0,
+            crate::peers::POST_CLIENT.1,
+            &minted[0],
+        ),
+    );
+    story
+        .sandbox
+        .run(&[
+            "import",
+            "--replace",
+            "--name",
+            "demo",
+            file.to_str().expect("utf-8"),
+        ])
+        .assert_code(0);
+    let (status, _, body) = get(serving.port, token_path, &[("Host", &host), flavor]);
+    assert_eq!(status, 200, "{body}");
+    let token: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(is_active(&story, &token["access_token"]));
+    let hooked = std::fs::read_to_string(&hook_log).expect("the hook ran");
+    assert_eq!(hooked.lines().count(), 1, "the hook ran once: {hooked}");
+}
