@@ -688,3 +688,27 @@ fn serve_reports_a_revoked_grant_like_refresh_does() {
     let hooked = std::fs::read_to_string(&hook_log).expect("the hook ran");
     assert_eq!(hooked.lines().count(), 1, "the hook ran once: {hooked}");
 }
+
+/// A grant rejected before the job starts: exit 3, and the job never runs.
+#[test]
+fn exec_with_a_server_does_not_start_the_job_on_a_rejected_grant() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let refresh_token = current_refresh_token(&story.sandbox, "demo");
+    story.rt.block_on(
+        story
+            .server
+            .revoke(crate::peers::POST_CLIENT, &refresh_token),
+    );
+    let marker = story.sandbox.path("job-ran");
+    let touch = format!("touch '{}'", marker.display());
+    let run = exec(
+        &story,
+        &["--gce-server"],
+        &["sh".as_ref(), "-c".as_ref(), touch.as_ref()],
+    );
+    assert_secret_code(&run, 3);
+    assert!(run.stderr.contains("tokvault login demo"), "{}", run.stderr);
+    assert!(!marker.exists(), "the job ran");
+}
