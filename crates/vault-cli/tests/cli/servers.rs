@@ -256,6 +256,8 @@ fn exec_with_a_server_exits_as_its_command_does() {
 struct Serving {
     child: Child,
     port: u16,
+    /// Its stderr: JSON log lines, one per request.
+    log: PathBuf,
 }
 
 impl Drop for Serving {
@@ -269,12 +271,13 @@ impl Serving {
     /// Starts `serve --listen 127.0.0.1:0 ARGS` and waits for its
     /// `listening on` line.
     fn start(sandbox: &Sandbox, args: &[&str]) -> Self {
+        let log = sandbox.path("serve.log");
         let mut child = sandbox
             .command_at(&sandbox.vault())
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn tokvault serve");
         let mut line = String::new();
@@ -286,7 +289,12 @@ impl Serving {
             .strip_prefix("listening on 127.0.0.1:")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-        Self { child, port }
+        Self { child, port, log }
+    }
+
+    /// What it logged so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).expect("the log")
     }
 }
 
@@ -376,6 +384,20 @@ fn serve_refuses_what_the_contract_refuses() {
     );
     assert_eq!(status, 404);
     assert!(body.contains("ID tokens are not served"), "{body}");
+
+    // One JSON line per request, with its status; never a token.
+    let log = serving.log();
+    let requests: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 6, "{log}");
+    assert_eq!(requests[0]["status"], 200, "{log}");
+    assert_eq!(requests[0]["record"], "demo", "{log}");
+    let access = token["access_token"].as_str().expect("token");
+    assert!(!log.contains(access), "the access token is in the log");
+    assert!(!log.contains(&current_refresh_token(&story.sandbox, "demo")));
 }
 
 /// Another local user (nobody) is refused, as root can arrange here.
