@@ -275,6 +275,10 @@ impl<B: Backend + 'static> App<B> {
         let ok = |body: &str| text(StatusCode::OK, body);
         let reply = match route {
             GceRoute::Token(account) => {
+                if let Some(query) = request.uri().query() {
+                    // Ignored, as Compute Engine ignores them.
+                    tracing::debug!(record = %account.record, "requested scopes ignored: {query}");
+                }
                 let reply = self.gce_token(&account.record).await;
                 return ("gce_token", Some(&account.record), reply);
             }

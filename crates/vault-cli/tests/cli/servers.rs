@@ -222,6 +222,67 @@ fn exec_with_a_server_sets_the_discovery_variables_and_withholds_the_rest() {
 }
 
 #[test]
+fn exec_with_a_server_warns_about_a_gcloud_file_that_would_shadow_it() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let adc = story
+        .sandbox
+        .write("gcloud/application_default_credentials.json", "{}");
+    let run = exec(&story, &["--gce-server"], &["true".as_ref()]);
+    assert_secret_code(&run, 0);
+    assert!(
+        run.stderr.contains(&adc.display().to_string()) && run.stderr.contains("move it aside"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// SIGTERM to tokvault reaches the job, whose exit status is tokvault's.
+#[test]
+fn exec_with_a_server_passes_stop_signals_to_the_job() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let ready = story.sandbox.path("ready");
+    let script = format!(
+        "trap 'exit 42' TERM; touch '{}'; while :; do sleep 0.1; done",
+        ready.display()
+    );
+    let gcloud = story.sandbox.path("gcloud");
+    std::fs::create_dir_all(&gcloud).expect("gcloud dir");
+    let mut child = story
+        .sandbox
+        .command_at(&story.sandbox.vault())
+        .args(["exec", "demo", "--gce-server", "--", "sh", "-c", &script])
+        .env("CLOUDSDK_CONFIG", &gcloud)
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the job's trap ran and its status is ours"
+    );
+}
+
+#[test]
 fn exec_with_a_server_exits_as_its_command_does() {
     let Some(story) = Story::start(true, 3600) else {
         return;
