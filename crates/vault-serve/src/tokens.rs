@@ -85,6 +85,48 @@ struct SlotState {
     failures: u64,
 }
 
+impl SlotState {
+    /// Caches a token the engine handed out; one that is older than the
+    /// refresh asked for also starts the retry interval.
+    fn issued(
+        &mut self,
+        name: &str,
+        issued: IssuedToken,
+        issued_now: bool,
+        now: u64,
+    ) -> Arc<Served> {
+        let stale_because = issued.stale_because.clone();
+        let served = Arc::new(served(issued, now));
+        if issued_now {
+            self.lifetime = Some(served.expires_at.saturating_sub(now));
+            self.refreshes += 1;
+        }
+        self.cached = Some(Arc::clone(&served));
+        self.failure = stale_because.map(|message| {
+            tracing::warn!(record = %name, "refresh failed for now; the current token is still valid and is served: {message}");
+            self.failures += 1;
+            let failure = Failure {
+                kind: ErrorKind::Temporary,
+                message: format!("{name}: {message}"),
+            };
+            (Instant::now(), failure)
+        });
+        served
+    }
+
+    /// Records why no token can be served.
+    fn failed(&mut self, name: &str, error: &vault_engine::EngineError) -> Failure {
+        let failure = Failure {
+            kind: error.kind(),
+            message: error.to_string(),
+        };
+        tracing::error!(record = %name, "no token to serve: {}", failure.message);
+        self.failures += 1;
+        self.failure = Some((Instant::now(), failure.clone()));
+        failure
+    }
+}
+
 /// A record's figures for `/metrics`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotFigures {
@@ -329,35 +371,8 @@ impl<B: Backend + 'static> Tokens<B> {
         state.inflight = None;
         state.rejected_at = rejected_at;
         match token {
-            Ok(issued) => {
-                let stale_because = issued.stale_because.clone();
-                let served = Arc::new(served(issued, now));
-                if issued_now {
-                    state.lifetime = Some(served.expires_at.saturating_sub(now));
-                    state.refreshes += 1;
-                }
-                state.cached = Some(Arc::clone(&served));
-                state.failure = stale_because.map(|message| {
-                    tracing::warn!(record = %name, "refresh failed for now; the current token is still valid and is served: {message}");
-                    state.failures += 1;
-                    let failure = Failure {
-                        kind: ErrorKind::Temporary,
-                        message: format!("{name}: {message}"),
-                    };
-                    (Instant::now(), failure)
-                });
-                Ok(served)
-            }
-            Err(error) => {
-                let failure = Failure {
-                    kind: error.kind(),
-                    message: error.to_string(),
-                };
-                tracing::error!(record = %name, "no token to serve: {}", failure.message);
-                state.failures += 1;
-                state.failure = Some((Instant::now(), failure.clone()));
-                Err(failure)
-            }
+            Ok(issued) => Ok(state.issued(&name, issued, issued_now, now)),
+            Err(error) => Err(state.failed(&name, &error)),
         }
     }
 
