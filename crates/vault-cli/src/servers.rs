@@ -188,18 +188,53 @@ fn azure_config(
     Ok(AzureConfig { header, resources })
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
+/// Resolves when SIGTERM, SIGINT or SIGHUP arrives.
 pub(crate) async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for SIGTERM/SIGINT; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    match StopSignals::listen() {
+        Ok(mut signals) => {
+            signals.next().await;
+        }
+        Err(error) => {
+            tracing::error!("cannot listen for stop signals ({error}); stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment this exists: none
+/// of them ends the process while a refresh may be out.
+pub(crate) struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub(crate) fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next one to arrive.
+    pub(crate) async fn next(&mut self) -> rustix::process::Signal {
+        use rustix::process::Signal;
+        tokio::select! {
+            _ = self.term.recv() => Signal::TERM,
+            _ = self.int.recv() => Signal::INT,
+            _ = self.hup.recv() => Signal::HUP,
+        }
+    }
+
+    /// One that arrived already, if any.
+    pub(crate) async fn arrived(&mut self) -> Option<rustix::process::Signal> {
+        tokio::select! {
+            biased;
+            signal = self.next() => Some(signal),
+            () = std::future::ready(()) => None,
+        }
     }
 }

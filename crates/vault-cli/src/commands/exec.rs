@@ -15,7 +15,7 @@ use vault_format::SecretString;
 use crate::context::Context;
 use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
-use crate::servers::{self, Endpoints};
+use crate::servers::{self, Endpoints, StopSignals};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -143,6 +143,10 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let runtime = servers::runtime()?;
     runtime.block_on(async {
+        // Caught from here on: a stop while the first token is refreshed
+        // waits for its save.
+        let mut signals = StopSignals::listen()
+            .map_err(|e| CliError::failure(format!("cannot catch stop signals: {e}")))?;
         let bound = servers::bind(ctx, listen, endpoints, args.min_valid, |session| {
             let session = Arc::clone(session);
             let lock_timeout = ctx.lock_timeout;
@@ -178,11 +182,15 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
             command.env(env, first.token.expose_secret());
         }
         drop(first);
+        if let Some(signal) = signals.arrived().await {
+            // Stopped before the job started: it never runs.
+            return Ok(128 + signal.as_raw());
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(bound.server.run(async {
             let _ = stopped.await;
         }));
-        let code = run_child(command, &args.command[0]).await;
+        let code = run_child(command, &args.command[0], &mut signals).await;
         let _ = stop.send(());
         // Any refresh in flight finishes and is saved before we exit.
         let _ = server.await;
@@ -256,7 +264,7 @@ fn random_header() -> Result<SecretString> {
 
 /// Starts the command, passes SIGTERM, SIGINT and SIGHUP on to it, and
 /// returns its exit code as a shell would report it.
-async fn run_child(command: Command, program: &str) -> i32 {
+async fn run_child(command: Command, program: &str, signals: &mut StopSignals) -> i32 {
     let mut child = match tokio::process::Command::from(command).spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -268,7 +276,7 @@ async fn run_child(command: Command, program: &str) -> i32 {
             return code;
         }
     };
-    match forward_signals_until_exit(&mut child).await {
+    match forward_signals_until_exit(&mut child, signals).await {
         Ok(status) => exit_code(status),
         Err(error) => {
             eprintln!("tokvault: error: waiting for {program:?} failed: {error}");
@@ -279,22 +287,16 @@ async fn run_child(command: Command, program: &str) -> i32 {
 
 async fn forward_signals_until_exit(
     child: &mut tokio::process::Child,
+    signals: &mut StopSignals,
 ) -> std::io::Result<ExitStatus> {
-    use rustix::process::{Pid, Signal};
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let pid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
-        .and_then(Pid::from_raw);
+        .and_then(rustix::process::Pid::from_raw);
     loop {
         let signal = tokio::select! {
             status = child.wait() => return status,
-            _ = term.recv() => Signal::TERM,
-            _ = int.recv() => Signal::INT,
-            _ = hup.recv() => Signal::HUP,
+            signal = signals.next() => signal,
         };
         if let Some(pid) = pid {
             let _ = rustix::process::kill_process(pid, signal);

@@ -795,3 +795,60 @@ fn exec_with_a_server_does_not_start_the_job_on_a_rejected_grant() {
     assert!(run.stderr.contains("tokvault login demo"), "{}", run.stderr);
     assert!(!marker.exists(), "the job ran");
 }
+
+/// SIGTERM while `exec --gce-server` refreshes the first token: the answer
+/// is saved, the job never starts, and the exit status says why.
+#[test]
+fn exec_stopped_during_its_first_refresh_saves_it_and_never_starts_the_job() {
+    let Some(story) = Story::start(true, 3600) else {
+        return;
+    };
+    let upstream = story.server.token_endpoint.clone();
+    let slow = story.rt.block_on(FaultServer::with(move |_| {
+        Action::Delayed(
+            Duration::from_secs(2),
+            Box::new(Action::Forward {
+                url: upstream.clone(),
+                rewrite: str::to_owned,
+            }),
+        )
+    }));
+    import_minted_at(
+        &story.rt,
+        &story.server,
+        &story.sandbox,
+        "slow",
+        &slow.url("/token"),
+    );
+    let marker = story.sandbox.path("job-ran");
+    let touch = format!("touch '{}'", marker.display());
+    let mut child = story
+        .sandbox
+        .command_at(&story.sandbox.vault())
+        .args(["exec", "slow", "--gce-server", "--", "sh", "-c", &touch])
+        .env("CLOUDSDK_CONFIG", story.sandbox.path("home"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slow.requests().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no refresh was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(128 + 15));
+    assert!(!marker.exists(), "the job started after the stop");
+    let stats = server_stats(&story.rt, &story.server);
+    assert_eq!(stat(&stats, "refreshes_ok"), 1, "{stats}");
+    let run = story.sandbox.run(&["refresh", "--force", "slow"]);
+    assert_secret_code(&run, 0);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+}
