@@ -29,7 +29,8 @@ pub(crate) struct Cli {
 /// Options every command accepts.
 #[derive(Debug, Args)]
 pub(crate) struct Global {
-    /// Vault file [default: $XDG_DATA_HOME/tokvault/vault.tokvault]
+    /// Vault file, or s3://BUCKET/KEY (endpoint and credentials from the
+    /// AWS_* variables) [default: $XDG_DATA_HOME/tokvault/vault.tokvault]
     #[arg(long, env = "TOKVAULT_VAULT", global = true, value_name = "PATH")]
     pub(crate) vault: Option<PathBuf>,
     /// age identity file or unencrypted SSH private key (repeatable). Also
@@ -58,6 +59,10 @@ pub(crate) struct Global {
     /// How long to wait for another tokvault holding the vault lock
     #[arg(long, global = true, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) lock_timeout: Duration,
+    /// With --vault s3://BUCKET/KEY: how long the vault stays leased to a
+    /// writer that stopped answering (more than the longest refresh run)
+    #[arg(long, global = true, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) lease_ttl: Duration,
     /// Accept a vault that does not match the rollback pin (an older backup
     /// restored on purpose, or another vault at this path); the pin moves to it
     #[arg(long, global = true)]
@@ -163,9 +168,9 @@ pub(crate) enum Command {
     /// Run a command with a valid access token in its environment, or with
     /// a local metadata server its Google/Microsoft libraries use
     #[command(
-        after_help = "Examples:\n  tokvault exec gmail -- python3 send_report.py\n  \
-        tokvault exec gmail --gce-server -- python3 job_using_google_auth_default.py\n  \
-        tokvault exec graph --azure-server -- python3 job_using_azure_identity.py"
+        after_help = "Example: tokvault exec gmail -- python3 send_report.py\n\
+        Example: tokvault exec gmail --gce-server -- python3 job_using_google_auth_default.py\n\
+        Example: tokvault exec graph --azure-server -- python3 job_using_azure_identity.py"
     )]
     Exec(commands::exec::Args),
     /// Serve access tokens to unmodified Google and Microsoft client

@@ -36,8 +36,8 @@ pub(crate) struct Endpoints {
 
 /// A bound server and what it serves.
 pub(crate) struct Bound {
-    pub(crate) server: Server<vault_engine::FileBackend>,
-    pub(crate) tokens: Arc<Tokens<vault_engine::FileBackend>>,
+    pub(crate) server: Server<vault_engine::AnyBackend>,
+    pub(crate) tokens: Arc<Tokens<vault_engine::AnyBackend>>,
     pub(crate) address: SocketAddr,
 }
 

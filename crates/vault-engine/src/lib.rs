@@ -25,6 +25,9 @@ pub use session::{
     IfWriteFails, Locked, Opened, Saved, Saver, Session, SessionOptions, rescued_error, unix_now,
 };
 pub use state::StateDir;
-pub use store::{Backend, FileBackend, Lease, MemoryBackend, Snapshot, Version};
+pub use store::{
+    AnyBackend, Backend, FileBackend, Lease, MemoryBackend, S3Backend, S3Location, S3Settings,
+    Snapshot, Version,
+};
 pub use token::{IssuedToken, TokenRun, choose_token, stored_token};
 pub use unlock::{SecretFilePolicy, UnlockMaterial};

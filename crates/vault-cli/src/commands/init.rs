@@ -23,11 +23,8 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         )));
     }
     let (recipients, passphrase) = slot_inputs(&args.recipients, ctx.passphrase_file.as_deref())?;
-    if let Some(parent) = session
-        .backend()
-        .path()
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
+    if let vault_engine::AnyBackend::File(file) = session.backend()
+        && let Some(parent) = file.path().parent().filter(|p| !p.as_os_str().is_empty())
     {
         fsio::ensure_private_dir(parent)?;
     }

@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use crate::error::Result;
 
+pub mod any;
 pub mod file;
 pub mod memory;
+pub mod s3;
 
+pub use any::{AnyBackend, AnyLease};
 pub use file::FileBackend;
 pub use memory::MemoryBackend;
+pub use s3::{S3Backend, S3Location, S3Settings};
 
 /// The version of a vault as stored: a file's SHA-256, an object's ETag.
 /// Opaque; only compared.
