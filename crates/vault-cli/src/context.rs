@@ -72,7 +72,7 @@ impl Context {
             backend,
             state_dir,
             unlock,
-            Box::new(keys::Terminal),
+            Box::new(crate::ui::prompt::Terminal),
             SessionOptions {
                 accept_rollback: self.accept_rollback,
                 lock_wait: self.lock_timeout,

@@ -1,13 +1,11 @@
 //! Where the unlock material is (options, systemd credentials, XDG
-//! defaults), the terminal that may be asked for a passphrase, and
-//! recipients. Reading and checking the files is the engine's.
+//! defaults) and recipients. Reading and checking the files is the
+//! engine's; the passphrase prompts are `ui::prompt`'s.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
-use vault_engine::{Callbacks, SecretFilePolicy, UnlockMaterial};
-use vault_format::{SecretString, canonical_recipient};
-use zeroize::Zeroizing;
+use vault_engine::{SecretFilePolicy, UnlockMaterial};
+use vault_format::canonical_recipient;
 
 use crate::cli::RecipientArgs;
 use crate::error::{CliError, Result};
@@ -47,7 +45,7 @@ fn passphrase_path(given: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Everything the options name; a passphrase prompt comes later, only if
-/// needed ([`Terminal`]).
+/// needed ([`crate::ui::prompt::Terminal`]).
 pub(crate) fn unlock_material(
     identities: &[PathBuf],
     passphrase_file: Option<&Path>,
@@ -57,53 +55,6 @@ pub(crate) fn unlock_material(
         passphrase_path(passphrase_file).as_deref(),
         &secret_file_policy(),
     )?)
-}
-
-/// The terminal on stdin, when there is one, answers the engine's
-/// passphrase question.
-pub(crate) struct Terminal;
-
-impl Callbacks for Terminal {
-    fn request_passphrase(&self, prompt: &str) -> vault_engine::Result<Option<SecretString>> {
-        if !std::io::stdin().is_terminal() {
-            return Ok(None);
-        }
-        let text = rpassword::prompt_password(prompt).map_err(|e| {
-            vault_engine::EngineError::failure(format!("cannot read the passphrase: {e}"))
-        })?;
-        Ok(Some(SecretString::new(text)))
-    }
-}
-
-/// A new passphrase: from `--passphrase-file`, else prompted twice on a TTY.
-pub(crate) fn new_passphrase(passphrase_file: Option<&Path>) -> Result<SecretString> {
-    if let Some(path) = passphrase_file {
-        return Ok(secret_file_policy().read_passphrase(path)?);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::usage(
-            "--passphrase needs a passphrase: pass --passphrase-file PATH (mode 0600) or run on a terminal",
-        ));
-    }
-    let first = Zeroizing::new(
-        rpassword::prompt_password("New passphrase: ")
-            .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
-    );
-    let second = Zeroizing::new(
-        rpassword::prompt_password("Repeat it: ")
-            .map_err(|e| CliError::failure(format!("cannot read the passphrase: {e}")))?,
-    );
-    if *first != *second {
-        return Err(CliError::failure(
-            "the passphrases differ; nothing was written",
-        ));
-    }
-    if first.chars().count() < 8 {
-        return Err(CliError::failure(
-            "use a passphrase of at least 8 characters; nothing was written",
-        ));
-    }
-    Ok(SecretString::copy_from(&first))
 }
 
 /// Recipients from `-r` and `-R`, canonicalized, without duplicates.

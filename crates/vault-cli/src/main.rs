@@ -15,9 +15,10 @@ mod error;
 mod input;
 mod keys;
 mod monitor;
-mod output;
+
 mod paths;
 mod signals;
+mod ui;
 mod vaults;
 
 use std::process::ExitCode;

@@ -40,8 +40,8 @@ pub(crate) fn warn_refresh_age<'a>(
                 "{}: the refresh token is {} old (--warn-refresh-age {}): re-authorize before the provider's limit \
                  with `tokvault login {} --again`",
                 record.name,
-                crate::output::human_duration(age),
-                crate::output::human_duration(limit.as_secs()),
+                crate::ui::output::human_duration(age),
+                crate::ui::output::human_duration(limit.as_secs()),
                 record.name,
             );
         }
@@ -65,7 +65,7 @@ pub(crate) fn warn_transient_streaks(health: &Health, threshold: u64, now: u64) 
                 "{name}: the token endpoint has failed temporarily {} times in a row, for {}; \
                  check the network, proxy and the provider's status",
                 h.transient_in_a_row,
-                crate::output::human_duration(now.saturating_sub(since)),
+                crate::ui::output::human_duration(now.saturating_sub(since)),
             );
         }
     }

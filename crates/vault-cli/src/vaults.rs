@@ -31,7 +31,7 @@ pub(crate) fn slot_inputs(
 ) -> Result<(Vec<String>, Option<SecretString>)> {
     let recipients = keys::recipients(args)?;
     let passphrase = if args.passphrase {
-        Some(keys::new_passphrase(passphrase_file)?)
+        Some(crate::ui::prompt::new_passphrase(passphrase_file)?)
     } else {
         None
     };

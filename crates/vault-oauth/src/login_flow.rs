@@ -284,14 +284,10 @@ mod tests {
             self.shown.lock().expect("lock").push(format!("{prompt:?}"));
         }
 
-        fn read_pasted_line(
-            &self,
-        ) -> impl Future<Output = Result<Zeroizing<String>, LoginError>> + Send {
+        async fn read_pasted_line(&self) -> Result<Zeroizing<String>, LoginError> {
             let line = self.pasted.lock().expect("lock").take();
-            async move {
-                line.map(Zeroizing::new)
-                    .ok_or_else(|| LoginError::NoAnswer("the input ended".to_owned()))
-            }
+            line.map(Zeroizing::new)
+                .ok_or_else(|| LoginError::NoAnswer("the input ended".to_owned()))
         }
     }
 

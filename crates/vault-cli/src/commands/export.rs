@@ -9,7 +9,7 @@ use vault_oauth::GoogleExportError;
 use crate::cli::ExportFormat;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::output::print_line;
+use crate::ui::output::print_line;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

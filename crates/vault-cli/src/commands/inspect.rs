@@ -6,7 +6,7 @@ use vault_format::{Pin, PinStatus, Slot};
 
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::output::print;
+use crate::ui::output::print;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

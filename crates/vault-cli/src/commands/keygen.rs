@@ -7,7 +7,7 @@ use vault_engine::fsio;
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, Exit, Result};
-use crate::output::print;
+use crate::ui::output::print;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::context::{Context, block_on};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Result};
-use crate::output::{self, print};
+use crate::ui::output::{self, print};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

@@ -2,15 +2,14 @@
 //! browser (loopback redirect or pasted URL) or with a device code, and
 //! store it, so that nobody handles a plaintext token file.
 
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_format::{ClientAuth, Record, SecretString, Vault};
 use vault_oauth::{
-    AuthorizationRequest, ClientFile, LoginError, LoginInputs, LoginPlan, LoginProvider,
-    LoopbackListener, PendingAuthorization, PlanError, Refreshed, Refresher, RefresherConfig,
-    TokenEndpoint,
+    ClientFile, Flow, FlowError, FlowOptions, LoginError, LoginInputs, LoginPlan, LoginProvider,
+    PlanError, Refreshed, Refresher, RefresherConfig,
 };
 use zeroize::Zeroizing;
 
@@ -19,6 +18,7 @@ use crate::context::{Context, VaultSession, block_on};
 use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
+use crate::ui::login::{TerminalLogin, browser_available};
 use crate::vaults::{create_vault, merge, seal_vault};
 use vault_engine::{IfWriteFails, unix_now};
 
@@ -91,20 +91,6 @@ pub(crate) struct Args {
     pub(crate) again: bool,
 }
 
-/// How long the loopback listener waits for the browser by default.
-const DEFAULT_BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// How the user proves consent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Flow {
-    /// Browser on this machine, redirect to a loopback listener.
-    Loopback,
-    /// Browser anywhere; the redirected URL is pasted on stdin.
-    Paste,
-    /// RFC 8628 device code.
-    Device,
-}
-
 /// The plan for a new record, from the options and the files they name.
 fn new_plan(args: &Args) -> Result<LoginPlan> {
     let client_file = args
@@ -167,7 +153,11 @@ fn plan_error(error: PlanError) -> CliError {
     }
 }
 
-fn login_error(error: LoginError, plan: &LoginPlan) -> CliError {
+fn login_error(error: FlowError, plan: &LoginPlan) -> CliError {
+    let error = match error {
+        FlowError::Plan(error) => return plan_error(error),
+        FlowError::Login(error) => error,
+    };
     let mut message = error.to_string();
     if matches!(error, LoginError::NoRefreshToken) {
         message.push_str(plan.no_refresh_token_hint());
@@ -181,237 +171,27 @@ fn login_error(error: LoginError, plan: &LoginPlan) -> CliError {
     }
 }
 
-/// The program that opens URLs here: `$BROWSER` if set (empty: none), else
-/// the desktop's opener when there is a desktop.
-fn browser_program() -> Option<String> {
-    match std::env::var("BROWSER") {
-        Ok(browser) if !browser.trim().is_empty() => Some(browser),
-        Ok(_) => None,
-        Err(_) if cfg!(target_os = "macos") => Some("open".to_owned()),
-        Err(_)
-            if std::env::var_os("DISPLAY").is_some()
-                || std::env::var_os("WAYLAND_DISPLAY").is_some() =>
-        {
-            Some("xdg-open".to_owned())
-        }
-        Err(_) => None,
-    }
+/// Runs the flow with the person at this terminal and returns the token
+/// response (with a refresh token).
+fn authorize(plan: &LoginPlan, name: &str, options: FlowOptions) -> Result<Refreshed> {
+    let refresher =
+        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
+    block_on(plan.authorize(&refresher, options, &TerminalLogin { name }))?
+        .map_err(|e| login_error(e, plan))
 }
 
-/// Opens `url` in a browser: `$BROWSER` if set, else the desktop's opener
-/// when there is a desktop. The URL carries no secret (state and the PKCE
-/// challenge are public), so passing it as an argument is fine.
-fn open_browser(url: &str) -> bool {
-    let Some(program) = browser_program() else {
-        return false;
-    };
-    // $BROWSER may list several, separated by ':'; take the first.
-    let program = program
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let spawned = std::process::Command::new(&program)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match spawned {
-        Ok(mut child) => {
-            // Reap it in the background; the login does not wait for it.
-            std::thread::spawn(move || child.wait());
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-/// Runs the flow and returns the token response (with a refresh token).
-fn authorize(
-    plan: &LoginPlan,
-    name: &str,
-    flow: Flow,
-    port: Option<u16>,
-    timeout: Option<Duration>,
-) -> Result<Refreshed> {
-    let login = Authorizer {
-        plan,
-        name,
-        refresher: Refresher::new(RefresherConfig::default())
-            .map_err(|e| CliError::failure(e.to_string()))?,
-        token_endpoint: TokenEndpoint::parse(&plan.token_endpoint).map_err(CliError::failure)?,
-    };
-    match flow {
-        Flow::Device => run(login.device(timeout)),
-        Flow::Paste | Flow::Loopback => {
-            run(login.browser(flow, port, timeout.unwrap_or(DEFAULT_BROWSER_TIMEOUT)))
-        }
-    }
-}
-
-/// One login's protocol, talking to the person on stderr.
-struct Authorizer<'a> {
-    plan: &'a LoginPlan,
-    name: &'a str,
-    refresher: Refresher,
-    token_endpoint: TokenEndpoint,
-}
-
-impl Authorizer<'_> {
-    fn error(&self, error: LoginError) -> CliError {
-        login_error(error, self.plan)
-    }
-
-    /// RFC 8628: show the code, poll until approved (by default until the
-    /// code expires).
-    async fn device(&self, timeout: Option<Duration>) -> Result<Refreshed> {
-        let (plan, name) = (self.plan, self.name);
-        let device_url = plan.device_endpoint().map_err(plan_error)?;
-        let device = self
-            .refresher
-            .start_device_authorization(device_url, &plan.client, &plan.scopes)
-            .await
-            .map_err(|e| self.error(e))?;
-        eprintln!(
-            "To authorize {name:?}, open\n\n    {}\n\nand enter the code\n\n    {}\n",
-            device.verification_uri, device.user_code
-        );
-        if let Some(complete) = &device.verification_uri_complete {
-            eprintln!("(or open this address, which has the code filled in:\n\n    {complete}\n)");
-        }
-        eprintln!(
-            "Waiting for approval (the code expires in {})...",
-            crate::output::human_duration(device.expires_in.as_secs())
-        );
-        self.refresher
-            .poll_device_authorization(
-                &self.token_endpoint,
-                plan.client.clone(),
-                &device,
-                timeout.unwrap_or(device.expires_in),
-            )
-            .await
-            .map_err(|e| self.error(e))
-    }
-
-    /// A browser flow: the redirect comes to a loopback listener, or (paste)
-    /// the person pastes it; then the code is exchanged.
-    async fn browser(&self, flow: Flow, port: Option<u16>, timeout: Duration) -> Result<Refreshed> {
-        let plan = self.plan;
-        if plan.authorization_endpoint.is_empty() {
-            return Err(CliError::usage(
-                "the authorization endpoint is unknown: pass --auth-url URL",
-            ));
-        }
-        let request = AuthorizationRequest {
-            authorization_endpoint: plan.authorization_endpoint.clone(),
-            client_id: plan.client.client_id.clone(),
-            scopes: plan.scopes.clone(),
-            extra_params: plan.extra_params.clone(),
-        };
-        let (port, path) = match (&plan.fixed_redirect, port) {
-            (Some(fixed), _) => (fixed.port, fixed.path.clone()),
-            (None, port) => (port.unwrap_or(0), "/".to_owned()),
-        };
-        let listener = LoopbackListener::bind(port, &path)
-            .await
-            .map_err(|e| self.error(e))?;
-        let redirect_uri = plan.fixed_redirect.as_ref().map_or_else(
-            || listener.redirect_uri().to_owned(),
-            |fixed| fixed.uri.clone(),
-        );
-        let pending =
-            PendingAuthorization::new(&request, &redirect_uri).map_err(|e| self.error(e))?;
-        let code = if flow == Flow::Paste {
-            // Nobody will connect: close the port now.
-            drop(listener);
-            self.pasted_code(&pending, &redirect_uri).await?
-        } else {
-            self.redirected_code(listener, &pending, &redirect_uri, timeout)
-                .await?
-        };
-        self.refresher
-            .exchange_code(&self.token_endpoint, plan.client.clone(), &pending, code)
-            .await
-            .map_err(|e| self.error(e))
-    }
-
-    async fn pasted_code(
-        &self,
-        pending: &PendingAuthorization,
-        redirect_uri: &str,
-    ) -> Result<SecretString> {
-        eprintln!(
-            "Open this URL in a browser on any machine and approve access for {:?}:\n\n    {}\n\n\
-             The browser then goes to {redirect_uri}... which fails to load (it points at the\n\
-             machine the browser runs on). Copy the whole address from the address bar and paste it\n\
-             here (or just the value of code=), then press Enter:",
-            self.name,
-            pending.url()
-        );
-        let line = tokio::task::spawn_blocking(read_pasted_line)
-            .await
-            .map_err(|_| CliError::failure("cannot read stdin"))??;
-        pending.accept_pasted(&line).map_err(|e| self.error(e))
-    }
-
-    async fn redirected_code(
-        &self,
-        listener: LoopbackListener,
-        pending: &PendingAuthorization,
-        redirect_uri: &str,
-        timeout: Duration,
-    ) -> Result<SecretString> {
-        let opened = open_browser(pending.url().as_str());
-        eprintln!(
-            "{} this URL to approve access for {:?}:\n\n    {}\n\n\
-             Waiting up to {} for the browser to come back to {redirect_uri} ...",
-            if opened {
-                "Your browser should open; if it does not, open"
-            } else {
-                "Open"
-            },
-            self.name,
-            pending.url(),
-            crate::output::human_duration(timeout.as_secs())
-        );
-        listener
-            .wait_for_code(pending, timeout)
-            .await
-            .map_err(|e| self.error(e))
-    }
-}
-
-/// Runs the flow's network part to its end.
-fn run<T>(flow: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    block_on(flow)?
-}
-
-fn read_pasted_line() -> Result<Zeroizing<String>> {
-    // Sized for any redirect URL, so reading never reallocates (which
-    // would leave an unwiped copy of the code behind).
-    let mut line = Zeroizing::new(String::with_capacity(64 * 1024));
-    let read = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| CliError::failure(format!("cannot read stdin: {e}")))?;
-    if read == 0 {
-        return Err(CliError::failure(
-            "stdin ended before the redirected URL was pasted; nothing was saved",
-        ));
-    }
-    Ok(line)
-}
-
-fn flow_of(args: &Args) -> Flow {
-    if args.device {
+fn flow_of(args: &Args) -> FlowOptions {
+    let flow = if args.device {
         Flow::Device
     } else if args.no_browser {
         Flow::Paste
     } else {
         Flow::Loopback
+    };
+    FlowOptions {
+        flow,
+        port: args.port,
+        timeout: args.timeout,
     }
 }
 
@@ -441,7 +221,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             recipients: args.seal_to.clone(),
             ..RecipientArgs::default()
         })?;
-        let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
+        let tokens = authorize(&plan, &args.name, flow_of(args))?;
         let record = plan
             .new_record(&args.name, tokens, unix_now())
             .map_err(plan_error)?;
@@ -479,7 +259,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         )));
     }
     drop(vault);
-    let tokens = authorize(&plan, &args.name, flow_of(args), args.port, args.timeout)?;
+    let tokens = authorize(&plan, &args.name, flow_of(args))?;
     let record = plan
         .new_record(&args.name, tokens, unix_now())
         .map_err(plan_error)?;
@@ -499,7 +279,7 @@ fn save(session: &VaultSession, change: impl FnOnce(&mut Vault) -> Result<()>) -
     block_on(session.update(IfWriteFails::Rescue, change))?
 }
 
-fn login_again(ctx: &Context, name: &str, flow: Flow, args: &Args) -> Result<Exit> {
+fn login_again(ctx: &Context, name: &str, options: FlowOptions, args: &Args) -> Result<Exit> {
     let probe = ctx.session_without_keys()?;
     block_on(vault_engine::Backend::check_writable(probe.backend()))??;
     let session = ctx.session()?;
@@ -518,18 +298,16 @@ fn login_again(ctx: &Context, name: &str, flow: Flow, args: &Args) -> Result<Exi
     )
     .map_err(plan_error)?;
     drop(vault);
-    reauthorize(&session, name, &plan, flow, args.port, args.timeout)
+    reauthorize(&session, name, &plan, options)
 }
 
 fn reauthorize(
     session: &VaultSession,
     name: &str,
     plan: &LoginPlan,
-    flow: Flow,
-    port: Option<u16>,
-    timeout: Option<Duration>,
+    options: FlowOptions,
 ) -> Result<Exit> {
-    let tokens = authorize(plan, name, flow, port, timeout)?;
+    let tokens = authorize(plan, name, options)?;
     let now = unix_now();
     let mut note = String::new();
     save(session, |vault| {
@@ -566,10 +344,14 @@ pub(crate) fn reauthorize_interactively(
         );
         return Vec::new();
     }
-    let flow = if browser_program().is_some() {
-        Flow::Loopback
-    } else {
-        Flow::Paste
+    let options = FlowOptions {
+        flow: if browser_available() {
+            Flow::Loopback
+        } else {
+            Flow::Paste
+        },
+        port: None,
+        timeout: None,
     };
     let mut done = Vec::new();
     for name in names {
@@ -579,7 +361,7 @@ pub(crate) fn reauthorize_interactively(
         let plan = LoginPlan::for_record(record, &[], None, None).map_err(plan_error);
         let result = plan.and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
-            reauthorize(session, name, &plan, flow, None, None)
+            reauthorize(session, name, &plan, options)
         });
         match result {
             Ok(_) => done.push(name.clone()),

@@ -14,8 +14,8 @@ use crate::context::{Context, VaultSession, block_on};
 use crate::duration::{parse_duration, parse_positive_duration};
 use crate::error::{CliError, Exit, Result};
 use crate::monitor;
-use crate::output::print;
 use crate::signals::HeldStopSignals;
+use crate::ui::output::print;
 
 /// A run's time limit when none is given: requests start no later than
 /// 45 s in (75 s minus the 30 s request timeout), so a run with its held

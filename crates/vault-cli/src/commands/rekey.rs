@@ -87,7 +87,7 @@ fn new_passphrase(
     current: Option<SecretString>,
 ) -> Result<Option<SecretString>> {
     if args.recipients.passphrase {
-        return keys::new_passphrase(ctx.passphrase_file.as_deref()).map(Some);
+        return crate::ui::prompt::new_passphrase(ctx.passphrase_file.as_deref()).map(Some);
     }
     if !vault.has_passphrase_slot() || args.remove_passphrase {
         return Ok(None);

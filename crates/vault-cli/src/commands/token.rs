@@ -11,8 +11,8 @@ use zeroize::Zeroizing;
 use crate::context::{Context, block_on};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Result};
-use crate::output::print_line;
 use crate::signals::HeldStopSignals;
+use crate::ui::output::print_line;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

@@ -3,7 +3,6 @@
 //! listener, and a device code shown, then approved; both against the
 //! fault server as the token endpoint.
 
-use std::future::Future;
 use std::io::{Read as _, Write as _};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -79,10 +78,8 @@ impl LoginUi for Approver {
         self.shown.lock().expect("lock").push(line);
     }
 
-    fn read_pasted_line(
-        &self,
-    ) -> impl Future<Output = Result<Zeroizing<String>, LoginError>> + Send {
-        async { Err(LoginError::NoAnswer("this person never pastes".to_owned())) }
+    async fn read_pasted_line(&self) -> Result<Zeroizing<String>, LoginError> {
+        Err(LoginError::NoAnswer("this person never pastes".to_owned()))
     }
 }
 
