@@ -14,7 +14,6 @@ mod duration;
 mod error;
 mod input;
 mod keys;
-mod monitor;
 
 mod paths;
 mod signals;

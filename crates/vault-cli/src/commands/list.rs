@@ -23,7 +23,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let vault = block_on(session.open())??;
     let now = vault_engine::unix_now();
-    crate::monitor::warn_refresh_age(vault.records(), args.warn_refresh_age, now);
+    vault_engine::monitor::warn_refresh_age(vault.records(), args.warn_refresh_age, now);
     if args.json {
         let records: Vec<_> = vault
             .records()

@@ -1,19 +1,18 @@
 //! `tokvault refresh`: the server job. Refreshes what is due, saves each
-//! answer as it arrives, then keeps health, warns, runs the alert hook,
-//! writes metrics and prints one line (or JSON) per record.
+//! answer as it arrives, then the engine's monitoring (health, warnings,
+//! the alert hook, metrics); prints one line (or JSON) per record.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use vault_engine::{RunSummary, Selection};
+use vault_engine::{Monitoring, ReauthHook, RunSummary, Selection};
 use vault_format::RefreshClass;
 use vault_oauth::{Refresher, RefresherConfig};
 
 use crate::context::{Context, VaultSession, block_on};
 use crate::duration::{parse_duration, parse_positive_duration};
 use crate::error::{CliError, Exit, Result};
-use crate::monitor;
 use crate::signals::HeldStopSignals;
 use crate::ui::output::print;
 
@@ -74,18 +73,28 @@ pub(crate) struct MonitorArgs {
     pub(crate) warn_transient_failures: u64,
 }
 
+impl MonitorArgs {
+    fn monitoring(&self) -> Monitoring {
+        Monitoring {
+            metrics_file: self.metrics_file.clone(),
+            hook: self.on_reauth_needed.as_ref().map(|command| ReauthHook {
+                command: command.clone(),
+                timeout: self.on_reauth_needed_timeout,
+            }),
+            warn_refresh_age: self.warn_refresh_age,
+            warn_transient_failures: self.warn_transient_failures,
+        }
+    }
+}
+
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let mut summary = match block_on(run(&session, args)).and_then(|run| run) {
         Ok(summary) => summary,
         Err(error) => {
-            // Monitoring must see a run that could not even start.
-            if let Some(path) = &args.monitor.metrics_file {
-                let text = vault_engine::metrics::render_failed_run(&run_metrics(error.exit));
-                if let Err(e) = monitor::write_metrics(path, &text) {
-                    tracing::error!("metrics not written: {e}");
-                }
-            }
+            args.monitor
+                .monitoring()
+                .failed_run(&run_metrics(error.exit));
             return Err(error);
         }
     };
@@ -99,7 +108,9 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             vault_engine::rescued_error(session.location(), rescue)
         );
     }
-    after_run(ctx, &session, args, &summary, exit);
+    args.monitor
+        .monitoring()
+        .after_run(&session, &args.names, &summary, &run_metrics(exit));
     render(args.json, &summary, exit)?;
     Ok(exit)
 }
@@ -134,41 +145,6 @@ fn reauthorize(session: &VaultSession, summary: &mut RunSummary) {
             result.class = Some(RefreshClass::Refreshed);
             result.error_code = None;
             result.message = "re-authorized, new tokens saved".to_owned();
-        }
-    }
-}
-
-/// Health, warnings, the hook and the metrics file.
-fn after_run(ctx: &Context, session: &VaultSession, args: &Args, summary: &RunSummary, exit: Exit) {
-    let monitor_args = &args.monitor;
-    let now = vault_engine::unix_now();
-    let (health, newly_rejected) = vault_engine::health::update(
-        session.state(),
-        &summary.vault,
-        &summary.results,
-        now,
-        ctx.lock_timeout,
-    );
-    let selected = summary
-        .vault
-        .records()
-        .iter()
-        .filter(|r| args.names.is_empty() || args.names.contains(&r.name));
-    monitor::warn_refresh_age(selected, monitor_args.warn_refresh_age, now);
-    monitor::warn_transient_streaks(&health, monitor_args.warn_transient_failures, now);
-    if let Some(command) = &monitor_args.on_reauth_needed {
-        monitor::run_reauth_hook(
-            command,
-            monitor_args.on_reauth_needed_timeout,
-            session.location(),
-            summary,
-            &newly_rejected,
-        );
-    }
-    if let Some(path) = &monitor_args.metrics_file {
-        let text = vault_engine::metrics::render(&summary.vault, &health, &run_metrics(exit));
-        if let Err(error) = monitor::write_metrics(path, &text) {
-            tracing::error!("metrics not written: {error}");
         }
     }
 }
