@@ -1,11 +1,12 @@
 //! Where the unlock material is (options, systemd credentials, XDG
-//! defaults) and recipients. Reading and checking the files is the
-//! engine's; the passphrase prompts are `ui::prompt`'s.
+//! defaults), and the recipients and passphrase of new key slots. Reading
+//! and checking the files is the engine's; the passphrase prompts are
+//! `ui::prompt`'s.
 
 use std::path::{Path, PathBuf};
 
 use vault_engine::{SecretFilePolicy, UnlockMaterial};
-use vault_format::canonical_recipient;
+use vault_format::SecretString;
 
 use crate::cli::RecipientArgs;
 use crate::error::{CliError, Result};
@@ -59,32 +60,27 @@ pub(crate) fn unlock_material(
 
 /// Recipients from `-r` and `-R`, canonicalized, without duplicates.
 pub(crate) fn recipients(args: &RecipientArgs) -> Result<Vec<String>> {
-    let mut inputs: Vec<(String, String)> = args
-        .recipients
-        .iter()
-        .map(|r| (r.clone(), "-r".to_owned()))
-        .collect();
-    for path in &args.recipients_files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::io("cannot read recipients file", path, &e))?;
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if !line.is_empty() && !line.starts_with('#') {
-                inputs.push((
-                    line.to_owned(),
-                    format!("{}:{}", path.display(), number + 1),
-                ));
-            }
-        }
+    Ok(vault_engine::vaults::recipients(
+        &args.recipients,
+        &args.recipients_files,
+    )?)
+}
+
+/// The recipients and new passphrase of a new vault's slots.
+pub(crate) fn slot_inputs(
+    args: &RecipientArgs,
+    passphrase_file: Option<&Path>,
+) -> Result<(Vec<String>, Option<SecretString>)> {
+    let recipients = recipients(args)?;
+    let passphrase = if args.passphrase {
+        Some(crate::ui::prompt::new_passphrase(passphrase_file)?)
+    } else {
+        None
+    };
+    if recipients.is_empty() && passphrase.is_none() {
+        return Err(CliError::usage(
+            "a vault needs at least one key slot: give -r RECIPIENT, -R FILE or --passphrase",
+        ));
     }
-    let mut out: Vec<String> = Vec::new();
-    for (input, source) in inputs {
-        let (_, canonical) = canonical_recipient(&input).map_err(|reason| {
-            CliError::usage(format!("recipient from {source} is not usable: {reason}"))
-        })?;
-        if !out.contains(&canonical) {
-            out.push(canonical);
-        }
-    }
-    Ok(out)
+    Ok((recipients, passphrase))
 }

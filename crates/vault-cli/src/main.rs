@@ -12,13 +12,11 @@ mod commands;
 mod context;
 mod duration;
 mod error;
-mod input;
 mod keys;
 
 mod paths;
 mod signals;
 mod ui;
-mod vaults;
 
 use std::process::ExitCode;
 

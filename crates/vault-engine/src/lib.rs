@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsio;
 pub mod health;
 pub mod hook;
+pub mod input;
 pub mod metrics;
 pub mod monitor;
 pub mod refresh;
@@ -20,6 +21,7 @@ pub mod state;
 pub mod store;
 pub mod token;
 pub mod unlock;
+pub mod vaults;
 
 pub use callbacks::{Callbacks, NoUi};
 pub use error::{EngineError, ErrorKind, Result};

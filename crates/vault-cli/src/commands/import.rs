@@ -8,8 +8,8 @@ use vault_oauth::TokenFile;
 
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::input::{parse_token_file, read_input, warn_plaintext_input};
-use crate::vaults::merge;
+use vault_engine::input::{parse_token_file, read_input, warn_plaintext_input};
+use vault_engine::vaults::merge;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -53,7 +53,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     block_on(session.update(IfWriteFails::Fail, |vault| {
         records
             .into_iter()
-            .try_for_each(|record| merge(vault, record, args.replace))
+            .try_for_each(|record| merge(vault, record, args.replace).map_err(CliError::from))
     }))??;
     tracing::info!(
         "imported {} into {}",

@@ -6,7 +6,8 @@ use vault_engine::fsio;
 use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::vaults::{create_vault, slot_inputs};
+use crate::keys::slot_inputs;
+use vault_engine::vaults::create_vault;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

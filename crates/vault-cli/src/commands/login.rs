@@ -19,7 +19,7 @@ use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
 use crate::ui::login::{TerminalLogin, browser_available};
-use crate::vaults::{create_vault, merge, seal_vault};
+use vault_engine::vaults::{create_vault, merge, write_new_vault};
 use vault_engine::{IfWriteFails, unix_now};
 
 /// `tokvault login`.
@@ -228,8 +228,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         let note = account_note(&record);
         let mut vault = create_vault(&recipients, None)?;
         vault.records_mut().push(record);
-        let sealed = seal_vault(&mut vault)?;
-        vault_engine::fsio::write_atomic(output, &sealed, false)?;
+        write_new_vault(output, &mut vault)?;
         eprintln!(
             "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
              nothing else holds the tokens.",
@@ -264,7 +263,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         .new_record(&args.name, tokens, unix_now())
         .map_err(plan_error)?;
     let note = account_note(&record);
-    save(&session, |vault| merge(vault, record, args.replace))?;
+    save(&session, |vault| Ok(merge(vault, record, args.replace)?))?;
     eprintln!(
         "Authorized {:?}{note}; saved in {}.",
         args.name,

@@ -7,7 +7,7 @@ use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
-use crate::vaults::{slot_error, slot_specs};
+use vault_engine::vaults::{rekeyed_recipients, slot_error, slot_specs};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,7 +31,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         removed.push(canonical);
     }
     let (count, with_passphrase) = block_on(session.update(IfWriteFails::Fail, |vault| {
-        let recipients = new_recipients(vault, &removed, added)?;
+        let recipients = rekeyed_recipients(vault, &removed, added)?;
         let passphrase = new_passphrase(ctx, args, vault, session.passphrase())?;
         if recipients.is_empty() && passphrase.is_none() {
             return Err(CliError::usage(
@@ -57,29 +57,6 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
 
 /// The vault's recipients without `removed` (each must be one of them),
 /// with `added`.
-fn new_recipients(vault: &Vault, removed: &[String], added: Vec<String>) -> Result<Vec<String>> {
-    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
-    for r in removed {
-        if !current.contains(r) {
-            return Err(CliError::usage(format!(
-                "{r} is not a recipient of this vault (see `tokvault inspect`)"
-            )));
-        }
-    }
-    let mut recipients: Vec<String> = current
-        .into_iter()
-        .filter(|r| !removed.contains(r))
-        .collect();
-    for r in added {
-        if !recipients.contains(&r) {
-            recipients.push(r);
-        }
-    }
-    Ok(recipients)
-}
-
-/// The passphrase of the new passphrase slot: a new one (`--passphrase`),
-/// the current one (a passphrase slot is kept), or none.
 fn new_passphrase(
     ctx: &Context,
     args: &Args,

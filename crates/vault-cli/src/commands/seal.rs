@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 
-use vault_engine::fsio;
 use vault_oauth::TokenFile;
 
 use crate::cli::RecipientArgs;
 use crate::context::Context;
 use crate::error::{CliError, Exit, Result};
-use crate::input::{parse_token_file, read_input, warn_plaintext_input};
-use crate::vaults::{create_vault, seal_vault, slot_inputs};
+use crate::keys::slot_inputs;
+use vault_engine::input::{parse_token_file, read_input, warn_plaintext_input};
+use vault_engine::vaults::{create_vault, write_new_vault};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -48,8 +48,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let (recipients, passphrase) = slot_inputs(&args.recipients, ctx.passphrase_file.as_deref())?;
     let mut vault = create_vault(&recipients, passphrase.as_ref())?;
     vault.records_mut().push(*record);
-    let sealed = seal_vault(&mut vault)?;
-    fsio::write_atomic(&args.output, &sealed, false)?;
+    write_new_vault(&args.output, &mut vault)?;
     tracing::info!(
         "sealed record {:?} into {} for {} key slot(s)",
         args.name,

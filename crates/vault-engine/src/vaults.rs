@@ -1,0 +1,217 @@
+//! New vaults, their key slots and recipients, and records merged into a
+//! vault: what creating, sealing, importing, logging in and rekeying share.
+
+use std::path::{Path, PathBuf};
+
+use vault_format::{
+    KdfParams, Record, SecretString, SlotError, SlotSpec, Vault, canonical_recipient,
+};
+
+use crate::error::{EngineError, Result};
+
+/// Slot specs for recipients and an optional new passphrase.
+pub fn slot_specs<'a>(
+    recipients: &'a [String],
+    passphrase: Option<&'a SecretString>,
+) -> Vec<SlotSpec<'a>> {
+    let mut slots: Vec<SlotSpec<'a>> = recipients.iter().map(|r| SlotSpec::Recipient(r)).collect();
+    if let Some(passphrase) = passphrase {
+        slots.push(SlotSpec::Passphrase {
+            passphrase,
+            params: KdfParams::DEFAULT,
+        });
+    }
+    slots
+}
+
+/// A new empty vault with these slots.
+pub fn create_vault(recipients: &[String], passphrase: Option<&SecretString>) -> Result<Vault> {
+    Vault::create(&slot_specs(recipients, passphrase)).map_err(slot_error)
+}
+
+/// Seals `vault` into a new file at `path`, never over an existing one.
+pub fn write_new_vault(path: &Path, vault: &mut Vault) -> Result<()> {
+    let sealed = seal_vault(vault)?;
+    crate::fsio::write_atomic(path, &sealed, false)
+}
+
+/// The sealed bytes of `vault`.
+pub fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
+    vault
+        .seal(crate::unix_now())
+        .map_err(|e| EngineError::failure(format!("cannot encrypt the vault: {e}")))
+}
+
+/// Key slots could not be built: a usage error when the slots asked for
+/// are wrong, a failure when the system (its random generator, age) is.
+pub fn slot_error(error: SlotError) -> EngineError {
+    let message = format!("cannot build the key slots: {error}");
+    match error {
+        SlotError::Random(_) | SlotError::Age(_) => EngineError::failure(message),
+        _ => EngineError::usage(message),
+    }
+}
+
+/// Adds `record`, or replaces the one of the same name when `replace`.
+pub fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
+    match vault.record_mut(&record.name) {
+        Some(existing) if replace => *existing = record,
+        Some(_) => {
+            return Err(EngineError::failure(format!(
+                "a record named {:?} already exists; pass --replace to replace it, or choose another --name",
+                record.name
+            )));
+        }
+        None => vault.records_mut().push(record),
+    }
+    Ok(())
+}
+
+/// Recipients given one by one (`-r`) and in files (`-R`: one a line,
+/// `#` comments), canonicalized, without duplicates.
+pub fn recipients(given: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut inputs: Vec<(String, String)> =
+        given.iter().map(|r| (r.clone(), "-r".to_owned())).collect();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::io("cannot read recipients file", path, e))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if !line.is_empty() && !line.starts_with('#') {
+                inputs.push((
+                    line.to_owned(),
+                    format!("{}:{}", path.display(), number + 1),
+                ));
+            }
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (input, source) in inputs {
+        let (_, canonical) = canonical_recipient(&input).map_err(|reason| {
+            EngineError::usage(format!("recipient from {source} is not usable: {reason}"))
+        })?;
+        if !out.contains(&canonical) {
+            out.push(canonical);
+        }
+    }
+    Ok(out)
+}
+
+/// The recipients of `vault` after a rekey: `removed` (each must be
+/// one) dropped, `added` appended unless already there.
+pub fn rekeyed_recipients(
+    vault: &Vault,
+    removed: &[String],
+    added: Vec<String>,
+) -> Result<Vec<String>> {
+    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
+    for r in removed {
+        if !current.contains(r) {
+            return Err(EngineError::usage(format!(
+                "{r} is not a recipient of this vault (see `tokvault inspect`)"
+            )));
+        }
+    }
+    let mut recipients: Vec<String> = current
+        .into_iter()
+        .filter(|r| !removed.contains(r))
+        .collect();
+    for r in added {
+        if !recipients.contains(&r) {
+            recipients.push(r);
+        }
+    }
+    Ok(recipients)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use vault_format::{ClientAuth, Credential, Provider, RefreshTokenCredential};
+
+    fn recipient() -> String {
+        age::x25519::Identity::generate().to_public().to_string()
+    }
+
+    fn record(name: &str, client_id: &str) -> Record {
+        Record::new(
+            name,
+            Provider::Generic,
+            "https://auth.example/token",
+            Credential::RefreshToken(RefreshTokenCredential {
+                client_id: client_id.to_owned(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+                refresh_token: SecretString::copy_from("rt"),
+                refresh_token_issued_at: None,
+                authorization_endpoint: None,
+            }),
+            1,
+        )
+    }
+
+    fn client_id(vault: &Vault, name: &str) -> String {
+        match &vault.record(name).expect("record").credential {
+            Credential::RefreshToken(c) => c.client_id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn merge_adds_refuses_a_taken_name_and_replaces_when_told() {
+        let mut vault = create_vault(&[recipient()], None).expect("vault");
+        merge(&mut vault, record("mail", "one"), false).expect("added");
+        let refused = merge(&mut vault, record("mail", "two"), false).expect_err("taken");
+        assert_eq!(refused.kind(), ErrorKind::Failure);
+        assert!(refused.to_string().contains("--replace"), "{refused}");
+        assert_eq!(client_id(&vault, "mail"), "one");
+        merge(&mut vault, record("mail", "two"), true).expect("replaced");
+        assert_eq!(client_id(&vault, "mail"), "two");
+        assert_eq!(vault.records().len(), 1);
+    }
+
+    #[test]
+    fn recipients_from_files_skip_comments_and_duplicates_and_name_a_bad_line() {
+        let (one, two) = (recipient(), recipient());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("recipients");
+        std::fs::write(&file, format!("# team\n{one}\n\n  {two}  \n{one}\n")).expect("write");
+        let got = recipients(std::slice::from_ref(&one), std::slice::from_ref(&file))
+            .expect("recipients");
+        assert_eq!(got, [one.clone(), two]);
+        std::fs::write(&file, format!("{one}\nnot-a-recipient\n")).expect("write");
+        let error = recipients(&[], &[file]).expect_err("bad line");
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        assert!(
+            error.to_string().contains("recipients:2 is not usable"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_rekey_removes_only_current_recipients_and_adds_each_once() {
+        let (one, two, three) = (recipient(), recipient(), recipient());
+        let vault = create_vault(&[one.clone(), two.clone()], None).expect("vault");
+        let got = rekeyed_recipients(
+            &vault,
+            std::slice::from_ref(&one),
+            vec![two.clone(), three.clone()],
+        )
+        .expect("rekeyed");
+        assert_eq!(got, [two, three.clone()]);
+        let error = rekeyed_recipients(&vault, &[three], Vec::new()).expect_err("not one");
+        assert_eq!(error.kind(), ErrorKind::Usage);
+    }
+
+    #[test]
+    fn a_new_vault_is_never_written_over_an_existing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("vault");
+        let mut vault = create_vault(&[recipient()], None).expect("vault");
+        write_new_vault(&path, &mut vault).expect("written");
+        let first = std::fs::read(&path).expect("read");
+        write_new_vault(&path, &mut vault).expect_err("exists");
+        assert_eq!(std::fs::read(&path).expect("read"), first);
+    }
+}
