@@ -124,3 +124,14 @@ impl EngineError {
 
 /// The engine's result.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A login plan that cannot be made: the request is wrong (usage), or
+/// what it names is (failure).
+impl From<vault_oauth::PlanError> for EngineError {
+    fn from(error: vault_oauth::PlanError) -> Self {
+        match error {
+            vault_oauth::PlanError::Usage(message) => Self::usage(message),
+            vault_oauth::PlanError::Invalid(message) => Self::failure(message),
+        }
+    }
+}

@@ -19,8 +19,7 @@ use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
 use crate::ui::login::{TerminalLogin, browser_available};
-use vault_engine::vaults::{create_vault, merge, write_new_vault};
-use vault_engine::{IfWriteFails, unix_now};
+use vault_engine::unix_now;
 
 /// `tokvault login`.
 #[derive(Debug, clap::Args)]
@@ -210,60 +209,19 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         .map_err(|reason| CliError::usage(format!("record name: {reason}")))?;
     let plan = new_plan(args)?;
     if let Some(output) = &args.output {
-        // A vault for a server: no private key is needed here.
-        if output.exists() {
-            return Err(CliError::failure(format!(
-                "{} already exists; refusing to overwrite it",
-                output.display()
-            )));
-        }
-        let recipients = keys::recipients(&RecipientArgs {
-            recipients: args.seal_to.clone(),
-            ..RecipientArgs::default()
-        })?;
-        let tokens = authorize(&plan, &args.name, flow_of(args))?;
-        let record = plan
-            .new_record(&args.name, tokens, unix_now())
-            .map_err(plan_error)?;
-        let note = account_note(&record);
-        let mut vault = create_vault(&recipients, None)?;
-        vault.records_mut().push(record);
-        write_new_vault(output, &mut vault)?;
-        eprintln!(
-            "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
-             nothing else holds the tokens.",
-            args.name,
-            output.display(),
-            recipients.len()
-        );
-        return Ok(Exit::Success);
+        return seal_for_server(args, &plan, output);
     }
     // Unlock first, so a wrong key or a taken name fails before the browser.
     let probe = ctx.session_without_keys()?;
-    if !block_on(probe.exists())?? {
-        return Err(CliError::failure(format!(
-            "no vault at {}: create one with `tokvault init`, or write a new one for a server with \
-             --seal-to RECIPIENT -o FILE",
-            probe.location()
-        )));
-    }
-    block_on(vault_engine::Backend::check_writable(probe.backend()))??;
+    block_on(probe.check_login_target())??;
     let session = ctx.session()?;
-    let vault = block_on(session.open())??;
-    if vault.record(&args.name).is_some() && !args.replace {
-        return Err(CliError::failure(format!(
-            "a record named {:?} already exists; re-authorize it with `tokvault login {} --again`, \
-             or pass --replace",
-            args.name, args.name
-        )));
-    }
-    drop(vault);
+    block_on(session.check_name_free(&args.name, args.replace))??;
     let tokens = authorize(&plan, &args.name, flow_of(args))?;
     let record = plan
         .new_record(&args.name, tokens, unix_now())
         .map_err(plan_error)?;
     let note = account_note(&record);
-    save(&session, |vault| Ok(merge(vault, record, args.replace)?))?;
+    block_on(session.save_login(record, args.replace))??;
     eprintln!(
         "Authorized {:?}{note}; saved in {}.",
         args.name,
@@ -272,31 +230,44 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// Lock, re-read, change, seal, write: the tokens are new and a person
-/// authorized them, so a failed write keeps them in the rescue file.
-fn save(session: &VaultSession, change: impl FnOnce(&mut Vault) -> Result<()>) -> Result<()> {
-    block_on(session.update(IfWriteFails::Rescue, change))?
+/// `--seal-to`: a vault for a server; no private key is needed here.
+fn seal_for_server(args: &Args, plan: &LoginPlan, output: &Path) -> Result<Exit> {
+    if output.exists() {
+        return Err(CliError::failure(format!(
+            "{} already exists; refusing to overwrite it",
+            output.display()
+        )));
+    }
+    let recipients = keys::recipients(&RecipientArgs {
+        recipients: args.seal_to.clone(),
+        ..RecipientArgs::default()
+    })?;
+    let tokens = authorize(plan, &args.name, flow_of(args))?;
+    let record = plan
+        .new_record(&args.name, tokens, unix_now())
+        .map_err(plan_error)?;
+    let note = account_note(&record);
+    vault_engine::login::seal_login(output, &recipients, record)?;
+    eprintln!(
+        "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
+         nothing else holds the tokens.",
+        args.name,
+        output.display(),
+        recipients.len()
+    );
+    Ok(Exit::Success)
 }
 
 fn login_again(ctx: &Context, name: &str, options: FlowOptions, args: &Args) -> Result<Exit> {
     let probe = ctx.session_without_keys()?;
     block_on(vault_engine::Backend::check_writable(probe.backend()))??;
     let session = ctx.session()?;
-    let vault = block_on(session.open())??;
-    let record = vault.record(name).ok_or_else(|| {
-        CliError::failure(format!(
-            "no record named {name:?} to re-authorize (see `tokvault list`; a new one needs the client: \
-             `tokvault login {name} --client-secrets FILE ...`)"
-        ))
-    })?;
-    let plan = LoginPlan::for_record(
-        record,
+    let plan = block_on(session.plan_for(
+        name,
         &args.scopes,
         args.auth_url.as_deref(),
         args.device_url.as_deref(),
-    )
-    .map_err(plan_error)?;
-    drop(vault);
+    ))??;
     reauthorize(&session, name, &plan, options)
 }
 
@@ -307,20 +278,10 @@ fn reauthorize(
     options: FlowOptions,
 ) -> Result<Exit> {
     let tokens = authorize(plan, name, options)?;
-    let now = unix_now();
-    let mut note = String::new();
-    save(session, |vault| {
-        let record = vault.record_mut(name).ok_or_else(|| {
-            CliError::failure(format!(
-                "record {name:?} was removed while the login ran; nothing was saved"
-            ))
-        })?;
-        plan.renew(record, tokens, now).map_err(plan_error)?;
-        note = account_note(record);
-        Ok(())
-    })?;
+    let record = block_on(session.save_reauthorization(name, plan, tokens, unix_now()))??;
     eprintln!(
-        "Re-authorized {name:?}{note}; saved in {}.",
+        "Re-authorized {name:?}{}; saved in {}.",
+        account_note(&record),
         session.location()
     );
     Ok(Exit::Success)

@@ -1,0 +1,97 @@
+//! The vault side of a login (the flows are `vault_oauth::LoginPlan::authorize`):
+//! the checks that make a login fail before the browser opens, and the
+//! saves of its tokens. A person authorized those tokens, so a save that
+//! cannot be written keeps them in the rescue file.
+
+use std::path::Path;
+
+use vault_format::Record;
+use vault_oauth::{LoginPlan, Refreshed};
+
+use crate::error::{EngineError, Result};
+use crate::session::{IfWriteFails, Session};
+use crate::store::Backend;
+use crate::vaults::{create_vault, merge, write_new_vault};
+
+impl<B: Backend> Session<B> {
+    /// Fails when a new record could not be saved here: no vault, or one
+    /// that cannot be written.
+    pub async fn check_login_target(&self) -> Result<()> {
+        if !self.exists().await? {
+            return Err(EngineError::failure(format!(
+                "no vault at {}: create one with `tokvault init`, or write a new one for a server with \
+                 --seal-to RECIPIENT -o FILE",
+                self.location()
+            )));
+        }
+        self.backend().check_writable().await
+    }
+
+    /// Fails when `name` is taken and not to be replaced; opening the
+    /// vault also fails a wrong key now rather than after the login.
+    pub async fn check_name_free(&self, name: &str, replace: bool) -> Result<()> {
+        let vault = self.open().await?;
+        if vault.record(name).is_some() && !replace {
+            return Err(EngineError::failure(format!(
+                "a record named {name:?} already exists; re-authorize it with `tokvault login {name} --again`, \
+                 or pass --replace"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The plan to re-authorize record `name` with what it stores;
+    /// `scopes`, `auth_url` and `device_url` override.
+    pub async fn plan_for(
+        &self,
+        name: &str,
+        scopes: &[String],
+        auth_url: Option<&str>,
+        device_url: Option<&str>,
+    ) -> Result<LoginPlan> {
+        let vault = self.open().await?;
+        let record = vault.record(name).ok_or_else(|| {
+            EngineError::failure(format!(
+                "no record named {name:?} to re-authorize (see `tokvault list`; a new one needs the client: \
+                 `tokvault login {name} --client-secrets FILE ...`)"
+            ))
+        })?;
+        Ok(LoginPlan::for_record(record, scopes, auth_url, device_url)?)
+    }
+
+    /// Saves the record of a new login, replacing one of the same name
+    /// only when `replace`.
+    pub async fn save_login(&self, record: Record, replace: bool) -> Result<()> {
+        self.update(IfWriteFails::Rescue, |vault| merge(vault, record, replace))
+            .await
+    }
+
+    /// Saves the tokens of a re-authorization of `name` (obtained with
+    /// `plan` at `now`). Returns the record as saved.
+    pub async fn save_reauthorization(
+        &self,
+        name: &str,
+        plan: &LoginPlan,
+        tokens: Refreshed,
+        now: u64,
+    ) -> Result<Record> {
+        self.update(IfWriteFails::Rescue, |vault| {
+            let record = vault.record_mut(name).ok_or_else(|| {
+                EngineError::failure(format!(
+                    "record {name:?} was removed while the login ran; nothing was saved"
+                ))
+            })?;
+            plan.renew(record, tokens, now)?;
+            Ok(record.clone())
+        })
+        .await
+    }
+}
+
+/// A new vault at `path` for `recipients`, holding a login's `record`: a
+/// vault for a server, made where no private key is at hand.
+pub fn seal_login(path: &Path, recipients: &[String], record: Record) -> Result<()> {
+    let mut vault = create_vault(recipients, None)?;
+    vault.records_mut().push(record);
+    write_new_vault(path, &mut vault)
+}
