@@ -10,7 +10,6 @@ use vault_engine::{FileBackend, Session, SessionOptions, UnlockMaterial};
 
 use crate::cli::Global;
 use crate::error::{CliError, Result};
-use crate::keys;
 
 /// The session every command opens the vault with.
 pub(crate) type VaultSession = Session<FileBackend>;
@@ -45,7 +44,10 @@ impl Context {
 
     /// The identities and passphrase the options (or their defaults) name.
     fn unlock_material(&self) -> Result<UnlockMaterial> {
-        keys::unlock_material(&self.identities, self.passphrase_file.as_deref())
+        Ok(UnlockMaterial::locate(
+            &self.identities,
+            self.passphrase_file.as_deref(),
+        )?)
     }
 
     /// A session that can open the vault.
@@ -61,11 +63,11 @@ impl Context {
     fn session_with(&self, unlock: UnlockMaterial) -> Result<VaultSession> {
         let vault = match &self.vault {
             Some(path) => path.clone(),
-            None => crate::paths::default_vault()?,
+            None => vault_engine::paths::default_vault()?,
         };
         let state_dir = match &self.state_dir {
             Some(path) => path.clone(),
-            None => crate::paths::default_state_dir()?,
+            None => vault_engine::paths::default_state_dir()?,
         };
         let backend = FileBackend::new(&vault, &state_dir)?;
         Ok(Session::new(

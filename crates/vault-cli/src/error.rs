@@ -63,11 +63,6 @@ impl CliError {
     pub(crate) fn temporary(message: impl Into<String>) -> Self {
         Self::new(Exit::Temporary, message)
     }
-
-    /// An I/O failure on `path` while doing `what`.
-    pub(crate) fn io(what: &str, path: &std::path::Path, error: &std::io::Error) -> Self {
-        Self::failure(format!("{what} {}: {error}", path.display()))
-    }
 }
 
 /// The one place where the engine's classes become exit codes.

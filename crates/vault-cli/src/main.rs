@@ -14,7 +14,6 @@ mod duration;
 mod error;
 mod keys;
 
-mod paths;
 mod signals;
 mod ui;
 

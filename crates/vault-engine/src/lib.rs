@@ -16,6 +16,7 @@ pub mod input;
 pub mod login;
 pub mod metrics;
 pub mod monitor;
+pub mod paths;
 pub mod refresh;
 pub mod session;
 pub mod state;

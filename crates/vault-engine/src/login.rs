@@ -1,16 +1,18 @@
 //! The vault side of a login (the flows are `vault_oauth::LoginPlan::authorize`):
 //! the checks that make a login fail before the browser opens, and the
-//! saves of its tokens. A person authorized those tokens, so a save that
+//! saves of its tokens; and the client files a new login reads. A person authorized those tokens, so a save that
 //! cannot be written keeps them in the rescue file.
 
 use std::path::Path;
 
-use vault_format::Record;
-use vault_oauth::{LoginPlan, Refreshed};
+use vault_format::{Record, SecretString};
+use vault_oauth::{ClientFile, LoginPlan, Refreshed};
+use zeroize::Zeroizing;
 
 use crate::error::{EngineError, Result};
 use crate::session::{IfWriteFails, Session};
 use crate::store::Backend;
+use crate::unlock::SecretFilePolicy;
 use crate::vaults::{create_vault, merge, write_new_vault};
 
 impl<B: Backend> Session<B> {
@@ -94,4 +96,67 @@ pub fn seal_login(path: &Path, recipients: &[String], record: Record) -> Result<
     let mut vault = create_vault(recipients, None)?;
     vault.records_mut().push(record);
     write_new_vault(path, &mut vault)
+}
+
+/// The OAuth client JSON of a provider's console: it holds the client
+/// secret, so it is read into memory that is wiped.
+pub fn read_client_file(path: &Path) -> Result<ClientFile> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path).map_err(|e| EngineError::io("cannot read the client file", path, e))?,
+    );
+    Ok(ClientFile::parse(
+        &bytes,
+        &format!("client file {}", path.display()),
+    )?)
+}
+
+/// A client secret file: one line of text, private like every secret file.
+pub fn read_client_secret(path: &Path) -> Result<SecretString> {
+    let bytes = SecretFilePolicy::from_env().read(path, "client secret file")?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| EngineError::failure(format!("{} is not text", path.display())))?
+        .trim();
+    if text.is_empty() {
+        return Err(EngineError::failure(format!("{} is empty", path.display())));
+    }
+    Ok(SecretString::copy_from(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn a_client_secret_is_one_trimmed_line_of_a_private_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "  s3cret \n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(
+            read_client_secret(&path).expect("read").expose_secret(),
+            "s3cret"
+        );
+        std::fs::write(&path, " \n").expect("write");
+        let empty = read_client_secret(&path).expect_err("empty");
+        assert!(empty.to_string().ends_with("is empty"), "{empty}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        read_client_secret(&path).expect_err("readable by others");
+    }
+
+    #[test]
+    fn a_client_file_that_is_missing_or_not_a_client_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("client.json");
+        let missing = read_client_file(&path).expect_err("missing");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot read the client file"),
+            "{missing}"
+        );
+        std::fs::write(&path, "{}").expect("write");
+        let wrong = read_client_file(&path).expect_err("no client");
+        assert!(wrong.to_string().contains("client file"), "{wrong}");
+    }
 }

@@ -19,7 +19,7 @@ pub(crate) struct Args {
 pub(crate) fn exec(args: &Args) -> Result<Exit> {
     let path = match &args.output {
         Some(path) => path.clone(),
-        None => crate::paths::default_identity()?,
+        None => vault_engine::paths::default_identity()?,
     };
     if path.exists() {
         return Err(CliError::failure(format!(

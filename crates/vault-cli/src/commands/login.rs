@@ -6,12 +6,11 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vault_format::{ClientAuth, Record, SecretString, Vault};
+use vault_format::{ClientAuth, Record, Vault};
 use vault_oauth::{
-    ClientFile, Flow, FlowError, FlowOptions, LoginError, LoginInputs, LoginPlan, LoginProvider,
-    PlanError, Refreshed, Refresher, RefresherConfig,
+    Flow, FlowError, FlowOptions, LoginError, LoginInputs, LoginPlan, LoginProvider, PlanError,
+    Refreshed, Refresher, RefresherConfig,
 };
-use zeroize::Zeroizing;
 
 use crate::cli::{ClientAuthArg, ProviderArg, RecipientArgs};
 use crate::context::{Context, VaultSession, block_on};
@@ -95,19 +94,12 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
     let client_file = args
         .client_secrets
         .as_deref()
-        .map(|path| {
-            let bytes = Zeroizing::new(
-                std::fs::read(path)
-                    .map_err(|e| CliError::io("cannot read the client file", path, &e))?,
-            );
-            ClientFile::parse(&bytes, &format!("client file {}", path.display()))
-                .map_err(plan_error)
-        })
+        .map(vault_engine::login::read_client_file)
         .transpose()?;
     let client_secret = args
         .client_secret_file
         .as_deref()
-        .map(read_client_secret)
+        .map(vault_engine::login::read_client_secret)
         .transpose()?;
     LoginPlan::resolve(LoginInputs {
         provider: args.provider.map(|p| match p {
@@ -131,18 +123,6 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
         device: args.device,
     })
     .map_err(plan_error)
-}
-
-/// `--client-secret-file`: one line of text, 0600.
-fn read_client_secret(path: &Path) -> Result<SecretString> {
-    let bytes = keys::secret_file_policy().read(path, "client secret file")?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| CliError::failure(format!("{} is not text", path.display())))?
-        .trim();
-    if text.is_empty() {
-        return Err(CliError::failure(format!("{} is empty", path.display())));
-    }
-    Ok(SecretString::copy_from(text))
 }
 
 fn plan_error(error: PlanError) -> CliError {

@@ -9,7 +9,6 @@ use vault_format::SecretString;
 use zeroize::Zeroizing;
 
 use crate::error::{CliError, Result};
-use crate::keys::secret_file_policy;
 
 /// The terminal on stdin, when there is one, answers the engine's
 /// passphrase question.
@@ -30,7 +29,7 @@ impl Callbacks for Terminal {
 /// A new passphrase: from `--passphrase-file`, else prompted twice on a TTY.
 pub(crate) fn new_passphrase(passphrase_file: Option<&Path>) -> Result<SecretString> {
     if let Some(path) = passphrase_file {
-        return Ok(secret_file_policy().read_passphrase(path)?);
+        return Ok(vault_engine::SecretFilePolicy::from_env().read_passphrase(path)?);
     }
     if !std::io::stdin().is_terminal() {
         return Err(CliError::usage(
