@@ -115,6 +115,11 @@ impl EngineError {
         }
     }
 
+    /// There is no record `name` in the vault.
+    pub fn no_record(name: &str) -> Self {
+        Self::failure(format!("no record named {name:?} (see `tokvault list`)"))
+    }
+
     /// The same error with `context: ` before its message, same class.
     pub fn context(self, context: &str) -> Self {
         let kind = self.kind();

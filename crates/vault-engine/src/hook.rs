@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use vault_format::{Record, RefreshClass};
 
+use crate::paths::KEY_VARIABLES;
 use crate::refresh::{RecordResult, RunSummary};
 
 /// `--on-reauth-needed`: the command and how long it may run.
@@ -101,13 +102,13 @@ fn run_with_timeout(
     env: &[(&str, String)],
     timeout: Duration,
 ) -> std::io::Result<Option<ExitStatus>> {
-    let mut child = Command::new("sh")
+    let mut hook = Command::new("sh");
+    for variable in KEY_VARIABLES {
+        hook.env_remove(variable);
+    }
+    let mut child = hook
         .arg("-c")
         .arg(command)
-        // Where the keys are is none of the hook's business.
-        .env_remove("TOKVAULT_IDENTITY")
-        .env_remove("TOKVAULT_PASSPHRASE_FILE")
-        .env_remove("CREDENTIALS_DIRECTORY")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(std::io::stderr()))

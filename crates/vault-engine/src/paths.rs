@@ -9,6 +9,14 @@ use std::path::{Path, PathBuf};
 use crate::error::{EngineError, Result};
 use crate::unlock::{SecretFilePolicy, UnlockMaterial};
 
+/// The variables that say where the keys are: withheld from every program
+/// tokvault starts (`exec`, the alert hook), which has no business there.
+pub const KEY_VARIABLES: [&str; 3] = [
+    "TOKVAULT_IDENTITY",
+    "TOKVAULT_PASSPHRASE_FILE",
+    "CREDENTIALS_DIRECTORY",
+];
+
 /// Reads one environment variable.
 type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 

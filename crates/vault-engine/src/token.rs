@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use vault_format::{Record, RefreshClass, SecretString, Vault};
+use vault_format::{Record, RefreshClass, SecretString};
 use vault_oauth::{Refresher, refresh_need};
 
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::refresh::{RecordResult, RunSummary, Selection};
 use crate::session::{Locked, Session, unix_now};
 use crate::store::Backend;
+use crate::vaults::record;
 
 /// Validity an older token must still have to be used after a refresh that
 /// failed for now.
@@ -81,12 +82,6 @@ pub fn choose_token(
             ))
         }
     }
-}
-
-fn record<'v>(vault: &'v Vault, name: &str) -> Result<&'v Record> {
-    vault.record(name).ok_or_else(|| {
-        EngineError::failure(format!("no record named {name:?} (see `tokvault list`)"))
-    })
 }
 
 impl<B: Backend> Session<B> {

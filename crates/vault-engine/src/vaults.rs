@@ -52,6 +52,23 @@ pub fn slot_error(error: SlotError) -> EngineError {
     }
 }
 
+/// The record `name` of `vault`.
+pub fn record<'v>(vault: &'v Vault, name: &str) -> Result<&'v Record> {
+    vault
+        .record(name)
+        .ok_or_else(|| EngineError::no_record(name))
+}
+
+/// Removes the record `name` of `vault`.
+pub fn remove_record(vault: &mut Vault, name: &str) -> Result<()> {
+    let before = vault.records().len();
+    vault.records_mut().retain(|r| r.name != name);
+    if vault.records().len() == before {
+        return Err(EngineError::no_record(name));
+    }
+    Ok(())
+}
+
 /// Adds `record`, or replaces the one of the same name when `replace`.
 pub fn merge(vault: &mut Vault, record: Record, replace: bool) -> Result<()> {
     match vault.record_mut(&record.name) {
@@ -169,6 +186,22 @@ mod tests {
         merge(&mut vault, record("mail", "two"), true).expect("replaced");
         assert_eq!(client_id(&vault, "mail"), "two");
         assert_eq!(vault.records().len(), 1);
+    }
+
+    #[test]
+    fn a_record_is_found_and_removed_by_name_and_a_missing_one_named() {
+        let mut vault = create_vault(&[recipient()], None).expect("vault");
+        merge(&mut vault, record("mail", "one"), false).expect("added");
+        merge(&mut vault, record("drive", "two"), false).expect("added");
+        assert_eq!(super::record(&vault, "drive").expect("found").name, "drive");
+        remove_record(&mut vault, "mail").expect("removed");
+        assert!(vault.record("mail").is_none() && vault.record("drive").is_some());
+        let error = remove_record(&mut vault, "mail").expect_err("gone");
+        assert_eq!(
+            error.to_string(),
+            "no record named \"mail\" (see `tokvault list`)"
+        );
+        assert!(super::record(&vault, "mail").is_err());
     }
 
     #[test]

@@ -23,13 +23,6 @@ pub(crate) struct Args {
     command: Vec<String>,
 }
 
-/// Variables that say where the keys are: none of the job's business.
-const WITHHELD: [&str; 3] = [
-    "TOKVAULT_IDENTITY",
-    "TOKVAULT_PASSPHRASE_FILE",
-    "CREDENTIALS_DIRECTORY",
-];
-
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let env = &args.env;
     if env.is_empty() || env.contains('=') || env.contains('\0') {
@@ -44,7 +37,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         .ok_or_else(|| CliError::usage("exec needs a command after --"))?;
     let mut command = std::process::Command::new(program);
     command.args(program_args);
-    for variable in WITHHELD {
+    for variable in vault_engine::paths::KEY_VARIABLES {
         command.env_remove(variable);
     }
     // exec replaces this process: the child's exit status is ours, and no

@@ -133,20 +133,9 @@ async fn run(session: &VaultSession, args: &Args) -> Result<RunSummary> {
 /// `--reauthorize`: logs in again, on the spot, the records the run found
 /// rejected.
 fn reauthorize(session: &VaultSession, summary: &mut RunSummary) {
-    let rejected: Vec<String> = summary
-        .results
-        .iter()
-        .filter(|r| r.class == Some(RefreshClass::ReauthorizationRequired))
-        .map(|r| r.name.clone())
-        .collect();
-    let renewed = super::login::reauthorize_interactively(session, &summary.vault, &rejected);
-    for result in &mut summary.results {
-        if renewed.contains(&result.name) {
-            result.class = Some(RefreshClass::Refreshed);
-            result.error_code = None;
-            result.message = "re-authorized, new tokens saved".to_owned();
-        }
-    }
+    let renewed =
+        super::login::reauthorize_interactively(session, &summary.vault, &summary.rejected());
+    summary.mark_reauthorized(&renewed);
 }
 
 /// The run as the metrics file reports it.
