@@ -8,6 +8,8 @@ use vault_format::{
 };
 
 use crate::error::{EngineError, Result};
+use crate::session::{IfWriteFails, Session};
+use crate::store::Backend;
 
 /// Slot specs for recipients and an optional new passphrase.
 pub fn slot_specs<'a>(
@@ -139,6 +141,38 @@ pub fn rekeyed_recipients(
         }
     }
     Ok(recipients)
+}
+
+impl<B: Backend> Session<B> {
+    /// Rebuilds the key slots under a new vault key: `removed` recipients
+    /// go (each must be one), `added` ones come, and `passphrase` decides
+    /// the passphrase slot from the vault and the passphrase that opened
+    /// it. Returns how many recipients remain and whether a passphrase
+    /// slot does.
+    pub async fn rekey<E: From<EngineError>>(
+        &self,
+        removed: &[String],
+        added: Vec<String>,
+        passphrase: impl FnOnce(
+            &Vault,
+            Option<SecretString>,
+        ) -> std::result::Result<Option<SecretString>, E>,
+    ) -> std::result::Result<(usize, bool), E> {
+        self.update(IfWriteFails::Fail, |vault| {
+            let recipients = rekeyed_recipients(vault, removed, added)?;
+            let passphrase = passphrase(vault, self.passphrase())?;
+            if recipients.is_empty() && passphrase.is_none() {
+                return Err(
+                    EngineError::usage("refusing to leave the vault without any key slot").into(),
+                );
+            }
+            vault
+                .rekey(&slot_specs(&recipients, passphrase.as_ref()))
+                .map_err(slot_error)?;
+            Ok((recipients.len(), passphrase.is_some()))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
 //! `tokvault rekey`: changes the key slots and rotates the vault key.
 
-use vault_engine::IfWriteFails;
 use vault_format::{SecretString, Vault};
 
 use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
-use vault_engine::vaults::{rekeyed_recipients, slot_error, slot_specs};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -30,18 +28,8 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             .map_err(|reason| CliError::usage(format!("--remove-recipient {r:?}: {reason}")))?;
         removed.push(canonical);
     }
-    let (count, with_passphrase) = block_on(session.update(IfWriteFails::Fail, |vault| {
-        let recipients = rekeyed_recipients(vault, &removed, added)?;
-        let passphrase = new_passphrase(ctx, args, vault, session.passphrase())?;
-        if recipients.is_empty() && passphrase.is_none() {
-            return Err(CliError::usage(
-                "refusing to leave the vault without any key slot",
-            ));
-        }
-        vault
-            .rekey(&slot_specs(&recipients, passphrase.as_ref()))
-            .map_err(slot_error)?;
-        Ok((recipients.len(), passphrase.is_some()))
+    let (count, with_passphrase) = block_on(session.rekey(&removed, added, |vault, current| {
+        new_passphrase(ctx, args, vault, current)
     }))??;
     tracing::info!(
         "rekeyed {}: {count} recipient(s){}",

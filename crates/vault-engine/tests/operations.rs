@@ -1,12 +1,14 @@
-//! The vault side of a login against `MemoryBackend`: a taken name fails
-//! before the browser, a login's record is saved (or rescued when the
-//! write fails), and a re-authorization renews the stored record.
+//! Operations against `MemoryBackend`: the vault side of a login (a taken
+//! name fails before the browser, a login's record is saved or rescued,
+//! a re-authorization renews the stored record) and a rekey.
 
 #![allow(missing_docs)]
 
 use std::time::Duration;
 
-use vault_engine::{ErrorKind, MemoryBackend, NoUi, Session, SessionOptions, UnlockMaterial};
+use vault_engine::{
+    EngineError, ErrorKind, MemoryBackend, NoUi, Session, SessionOptions, UnlockMaterial,
+};
 use vault_format::{
     ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString, SlotSpec, Vault,
 };
@@ -36,8 +38,16 @@ fn refresh_token(vault: &Vault, name: &str) -> Option<String> {
     }
 }
 
-/// A memory vault holding `records` and a session on it.
-fn session(records: Vec<Record>) -> (MemoryBackend, Session<MemoryBackend>, tempfile::TempDir) {
+/// A memory vault holding `records`, a session on it, and its state
+/// directory and recipient.
+fn session(
+    records: Vec<Record>,
+) -> (
+    MemoryBackend,
+    Session<MemoryBackend>,
+    tempfile::TempDir,
+    String,
+) {
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
     let mut vault = Vault::create(&[SlotSpec::Recipient(&recipient)]).expect("vault");
@@ -56,7 +66,7 @@ fn session(records: Vec<Record>) -> (MemoryBackend, Session<MemoryBackend>, temp
             lock_wait: Duration::from_millis(50),
         },
     );
-    (backend, session, state)
+    (backend, session, state, recipient)
 }
 
 fn tokens(refresh_token: &str) -> Refreshed {
@@ -73,7 +83,7 @@ fn tokens(refresh_token: &str) -> Refreshed {
 
 #[tokio::test]
 async fn a_taken_name_fails_before_the_login_unless_replaced() {
-    let (_backend, session, _state) = session(vec![record("mail", "old")]);
+    let (_backend, session, _state, _) = session(vec![record("mail", "old")]);
     session
         .check_login_target()
         .await
@@ -93,7 +103,7 @@ async fn a_taken_name_fails_before_the_login_unless_replaced() {
 
 #[tokio::test]
 async fn a_login_s_record_is_saved_or_rescued_never_lost() {
-    let (backend, session, _state) = session(Vec::new());
+    let (backend, session, _state, _) = session(Vec::new());
     session
         .save_login(record("mail", "one"), false)
         .await
@@ -114,7 +124,7 @@ async fn a_login_s_record_is_saved_or_rescued_never_lost() {
 
 #[tokio::test]
 async fn a_reauthorization_renews_the_stored_record_or_names_the_missing_one() {
-    let (_backend, session, _state) = session(vec![record("mail", "old")]);
+    let (_backend, session, _state, _) = session(vec![record("mail", "old")]);
     let plan = session
         .plan_for("mail", &[], None, None)
         .await
@@ -143,4 +153,29 @@ async fn a_reauthorization_renews_the_stored_record_or_names_the_missing_one() {
         error.to_string().starts_with("no record named \"gone\""),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_rekey_swaps_recipients_keeps_the_records_and_never_leaves_no_slot() {
+    let (_backend, session, _state, first) = session(vec![record("mail", "rt")]);
+    let error = session
+        .rekey(std::slice::from_ref(&first), Vec::new(), |_, _| {
+            Ok::<_, EngineError>(None)
+        })
+        .await
+        .expect_err("no slot would remain");
+    assert_eq!(error.kind(), ErrorKind::Usage);
+    let second = age::x25519::Identity::generate();
+    let added = vec![second.to_public().to_string()];
+    let (count, with_passphrase) = session
+        .rekey(&[], added, |vault, current| {
+            assert!(!vault.has_passphrase_slot() && current.is_none());
+            Ok::<_, EngineError>(None)
+        })
+        .await
+        .expect("rekeyed");
+    assert_eq!((count, with_passphrase), (2, false));
+    let vault = session.open().await.expect("still opens");
+    assert_eq!(vault.recipients().count(), 2);
+    assert_eq!(refresh_token(&vault, "mail").as_deref(), Some("rt"));
 }
