@@ -13,6 +13,7 @@ pub mod fsio;
 pub mod health;
 pub mod hook;
 pub mod input;
+pub mod inspect;
 pub mod login;
 pub mod metrics;
 pub mod monitor;

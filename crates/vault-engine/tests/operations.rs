@@ -10,7 +10,8 @@ use vault_engine::{
     EngineError, ErrorKind, MemoryBackend, NoUi, Session, SessionOptions, UnlockMaterial,
 };
 use vault_format::{
-    ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString, SlotSpec, Vault,
+    ClientAuth, Credential, PinStatus, Provider, Record, RefreshTokenCredential, SecretString,
+    Slot, SlotSpec, Vault,
 };
 use vault_oauth::Refreshed;
 
@@ -178,4 +179,24 @@ async fn a_rekey_swaps_recipients_keeps_the_records_and_never_leaves_no_slot() {
     let vault = session.open().await.expect("still opens");
     assert_eq!(vault.recipients().count(), 2);
     assert_eq!(refresh_token(&vault, "mail").as_deref(), Some("rt"));
+}
+
+#[tokio::test]
+async fn inspect_reads_the_header_without_a_key_and_follows_the_pin() {
+    let (backend, session, _state, recipient) = session(vec![record("mail", "rt")]);
+    let first = session.inspect().await.expect("inspect");
+    assert_eq!(first.pin, PinStatus::New, "never opened here");
+    let bytes = backend.bytes().expect("a vault");
+    assert_eq!(first.file_size, bytes.len());
+    assert!(matches!(&first.header.slots[..], [Slot::Age(age)] if age.recipient == recipient));
+    session.open().await.expect("open pins it");
+    assert_eq!(
+        session.inspect().await.expect("inspect").pin,
+        PinStatus::Same
+    );
+    let mut garbled = bytes;
+    garbled[0] ^= 0xff;
+    backend.set_bytes(garbled);
+    let error = session.inspect().await.expect_err("no header");
+    assert_eq!(error.kind(), ErrorKind::Untrusted);
 }
