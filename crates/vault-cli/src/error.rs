@@ -59,10 +59,6 @@ impl CliError {
     pub(crate) fn untrusted(message: impl Into<String>) -> Self {
         Self::new(Exit::Untrusted, message)
     }
-
-    pub(crate) fn temporary(message: impl Into<String>) -> Self {
-        Self::new(Exit::Temporary, message)
-    }
 }
 
 /// The one place where the engine's classes become exit codes.

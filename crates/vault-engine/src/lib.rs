@@ -30,7 +30,7 @@ pub use callbacks::{Callbacks, NoUi};
 pub use error::{EngineError, ErrorKind, Result};
 pub use hook::ReauthHook;
 pub use monitor::Monitoring;
-pub use refresh::{RecordResult, RefreshRun, RunSummary, Selection, human_duration};
+pub use refresh::{RecordResult, RefreshRun, RunSummary, Selection, human_duration, refresher};
 pub use session::{
     IfWriteFails, Locked, Opened, Saved, Saver, Session, SessionOptions, rescued_error, unix_now,
 };

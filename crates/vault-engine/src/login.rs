@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use vault_format::{Record, SecretString};
-use vault_oauth::{ClientFile, LoginPlan, Refreshed};
+use vault_oauth::{ClientFile, FlowError, FlowOptions, LoginError, LoginPlan, LoginUi, Refreshed};
 use zeroize::Zeroizing;
 
 use crate::error::{EngineError, Result};
@@ -90,6 +90,39 @@ impl<B: Backend> Session<B> {
     }
 }
 
+/// Runs `plan`'s flow with `ui` answering for the person, and classes a
+/// failure: temporary when trying again later can help, usage when an
+/// endpoint given is wrong; a missing refresh token gets the provider's
+/// hint.
+pub async fn authorize(
+    plan: &LoginPlan,
+    options: FlowOptions,
+    ui: &impl LoginUi,
+) -> Result<Refreshed> {
+    let refresher = crate::refresh::refresher()?;
+    plan.authorize(&refresher, options, ui)
+        .await
+        .map_err(|e| login_error(e, plan))
+}
+
+fn login_error(error: FlowError, plan: &LoginPlan) -> EngineError {
+    let error = match error {
+        FlowError::Plan(error) => return error.into(),
+        FlowError::Login(error) => error,
+    };
+    let mut message = error.to_string();
+    if matches!(error, LoginError::NoRefreshToken) {
+        message.push_str(plan.no_refresh_token_hint());
+    }
+    if error.is_transient() {
+        EngineError::temporary(message)
+    } else if matches!(error, LoginError::Endpoint(_)) {
+        EngineError::usage(message)
+    } else {
+        EngineError::failure(message)
+    }
+}
+
 /// A new vault at `path` for `recipients`, holding a login's `record`: a
 /// vault for a server, made where no private key is at hand.
 pub fn seal_login(path: &Path, recipients: &[String], record: Record) -> Result<()> {
@@ -125,7 +158,49 @@ pub fn read_client_secret(path: &Path) -> Result<SecretString> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
     use std::os::unix::fs::PermissionsExt as _;
+    use vault_format::{ClientAuth, Provider};
+    use vault_oauth::{OAuthClient, PlanError, TransientFailure, TransientKind};
+
+    fn plan(provider: Provider) -> LoginPlan {
+        LoginPlan {
+            provider,
+            token_endpoint: "https://auth.example/token".to_owned(),
+            authorization_endpoint: String::new(),
+            device_endpoint: None,
+            client: OAuthClient {
+                client_id: "id".to_owned(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+            },
+            scopes: Vec::new(),
+            extra_params: Vec::new(),
+            fixed_redirect: None,
+        }
+    }
+
+    #[test]
+    fn login_failures_are_classed_and_a_missing_refresh_token_gets_the_hint() {
+        let google = plan(Provider::Google);
+        let none = login_error(LoginError::NoRefreshToken.into(), &google);
+        assert_eq!(none.kind(), ErrorKind::Failure);
+        assert!(none.to_string().contains("access_type=offline"), "{none}");
+        let transient = TransientFailure {
+            kind: TransientKind::Connect,
+            error: None,
+            retry_after: None,
+        };
+        let later = login_error(LoginError::Transient(transient).into(), &google);
+        assert_eq!(later.kind(), ErrorKind::Temporary);
+        let endpoint = login_error(LoginError::Endpoint("bad URL".to_owned()).into(), &google);
+        assert_eq!(endpoint.kind(), ErrorKind::Usage);
+        let plan_usage = login_error(PlanError::Usage("--device-url".to_owned()).into(), &google);
+        assert_eq!(plan_usage.kind(), ErrorKind::Usage);
+        let denied = login_error(LoginError::DeviceExpired.into(), &google);
+        assert_eq!(denied.kind(), ErrorKind::Failure);
+        assert!(!denied.to_string().contains("access_type"), "{denied}");
+    }
 
     #[test]
     fn a_client_secret_is_one_trimmed_line_of_a_private_file() {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures_util::{FutureExt as _, StreamExt as _};
 use vault_format::{Credential, Provider, Record, RefreshClass, Vault};
 use vault_oauth::{
-    RefreshOutcome, RefreshRequest, Refresher, SendWindow, records_to_refresh, refresh_need,
+    RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, SendWindow, records_to_refresh,
+    refresh_need,
 };
 
 use crate::error::{EngineError, ErrorKind, Result};
@@ -117,6 +118,11 @@ impl RunSummary {
             }
         }
     }
+}
+
+/// The token endpoint client with the default settings.
+pub fn refresher() -> Result<Refresher> {
+    Refresher::new(RefresherConfig::default()).map_err(|e| EngineError::failure(e.to_string()))
 }
 
 /// A run prepared under the lease, nothing sent yet.

@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_format::{ClientAuth, Record, Vault};
-use vault_oauth::{
-    Flow, FlowError, FlowOptions, LoginError, LoginInputs, LoginPlan, LoginProvider, PlanError,
-    Refreshed, Refresher, RefresherConfig,
-};
+use vault_oauth::{Flow, FlowOptions, LoginInputs, LoginPlan, LoginProvider, PlanError, Refreshed};
 
 use crate::cli::{ClientAuthArg, ProviderArg, RecipientArgs};
 use crate::context::{Context, VaultSession, block_on};
@@ -132,31 +129,14 @@ fn plan_error(error: PlanError) -> CliError {
     }
 }
 
-fn login_error(error: FlowError, plan: &LoginPlan) -> CliError {
-    let error = match error {
-        FlowError::Plan(error) => return plan_error(error),
-        FlowError::Login(error) => error,
-    };
-    let mut message = error.to_string();
-    if matches!(error, LoginError::NoRefreshToken) {
-        message.push_str(plan.no_refresh_token_hint());
-    }
-    if error.is_transient() {
-        CliError::temporary(message)
-    } else if matches!(error, LoginError::Endpoint(_)) {
-        CliError::usage(message)
-    } else {
-        CliError::failure(message)
-    }
-}
-
 /// Runs the flow with the person at this terminal and returns the token
 /// response (with a refresh token).
 fn authorize(plan: &LoginPlan, name: &str, options: FlowOptions) -> Result<Refreshed> {
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
-    block_on(plan.authorize(&refresher, options, &TerminalLogin { name }))?
-        .map_err(|e| login_error(e, plan))
+    Ok(block_on(vault_engine::login::authorize(
+        plan,
+        options,
+        &TerminalLogin { name },
+    ))??)
 }
 
 fn flow_of(args: &Args) -> FlowOptions {

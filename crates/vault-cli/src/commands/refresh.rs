@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 use vault_engine::{Monitoring, ReauthHook, RunSummary, Selection};
 use vault_format::RefreshClass;
-use vault_oauth::{Refresher, RefresherConfig};
 
 use crate::context::{Context, VaultSession, block_on};
 use crate::duration::{parse_duration, parse_positive_duration};
-use crate::error::{CliError, Exit, Result};
+use crate::error::{Exit, Result};
 use crate::signals::HeldStopSignals;
 use crate::ui::output::print;
 
@@ -124,8 +123,7 @@ async fn run(session: &VaultSession, args: &Args) -> Result<RunSummary> {
         force: args.force,
     };
     let run = session.begin_refresh(selection).await?;
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
+    let refresher = vault_engine::refresher()?;
     let _held = (!run.requests().is_empty()).then(HeldStopSignals::hold);
     Ok(run.run(&refresher, args.max_run_time).await?)
 }
