@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{EngineError, Result};
 use crate::fsio;
+use crate::session::{IfWriteFails, Session};
+use crate::store::Backend;
+use crate::vaults::merge;
 
 /// The most an input may hold: a vault's own limit.
 const MAX_INPUT: usize = vault_format::MAX_PLAINTEXT_LEN;
@@ -75,6 +78,59 @@ pub fn parse_token_file(
             Ok(TokenFile::Record(record))
         }
         (parsed, _) => Ok(parsed),
+    }
+}
+
+/// What an import added.
+#[derive(Debug)]
+pub struct Imported {
+    /// The names of the records, in input order.
+    pub names: Vec<String>,
+    /// The input was a plaintext token file (not a vault).
+    pub plaintext: bool,
+}
+
+impl<B: Backend> Session<B> {
+    /// Adds the records of `bytes`, read from `input`: a token file (named
+    /// `name`, its token endpoint replaced by `token_uri`) or another vault
+    /// that this session's keys open. A record of the same name is
+    /// replaced only when `replace`.
+    pub async fn import(
+        &self,
+        bytes: &[u8],
+        input: &Path,
+        name: Option<&str>,
+        token_uri: Option<&str>,
+        replace: bool,
+    ) -> Result<Imported> {
+        let parsed = parse_token_file(bytes, name, token_uri)?;
+        let plaintext = matches!(parsed, TokenFile::Record(_));
+        let records = match parsed {
+            TokenFile::Record(record) => vec![*record],
+            TokenFile::Vault => {
+                if name.is_some() || token_uri.is_some() {
+                    return Err(EngineError::usage(
+                        "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
+                    ));
+                }
+                let input = input.display().to_string();
+                self.open_other(bytes, &input)?.records().to_vec()
+            }
+        };
+        let names = records.iter().map(|r| r.name.clone()).collect();
+        if !self.exists().await? {
+            return Err(EngineError::failure(format!(
+                "no vault at {}: create one with `tokvault init -r RECIPIENT` first, or pass --vault",
+                self.location()
+            )));
+        }
+        self.update(IfWriteFails::Fail, |vault| {
+            records
+                .into_iter()
+                .try_for_each(|record| merge(vault, record, replace))
+        })
+        .await?;
+        Ok(Imported { names, plaintext })
     }
 }
 

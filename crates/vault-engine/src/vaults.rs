@@ -9,7 +9,7 @@ use vault_format::{
 
 use crate::error::{EngineError, Result};
 use crate::session::{IfWriteFails, Session};
-use crate::store::Backend;
+use crate::store::{Backend, FileBackend};
 
 /// Slot specs for recipients and an optional new passphrase.
 pub fn slot_specs<'a>(
@@ -143,7 +143,40 @@ pub fn rekeyed_recipients(
     Ok(recipients)
 }
 
+impl Session<FileBackend> {
+    /// Creates an empty vault with these slots in a private directory,
+    /// never over an existing vault. Returns how many slots it has.
+    pub async fn init(
+        &self,
+        recipients: &[String],
+        passphrase: Option<&SecretString>,
+    ) -> Result<usize> {
+        if let Some(parent) = self
+            .backend()
+            .path()
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            crate::fsio::ensure_private_dir(parent)?;
+        }
+        let mut vault = create_vault(recipients, passphrase)?;
+        self.create(&mut vault).await?;
+        Ok(vault.slots().len())
+    }
+}
+
 impl<B: Backend> Session<B> {
+    /// Fails when there is a vault already: a new one never replaces it.
+    pub async fn check_absent(&self) -> Result<()> {
+        if self.exists().await? {
+            return Err(EngineError::failure(format!(
+                "{} already exists; refusing to overwrite a vault",
+                self.location()
+            )));
+        }
+        Ok(())
+    }
+
     /// Rebuilds the key slots under a new vault key: `removed` recipients
     /// go (each must be one), `added` ones come, and `passphrase` decides
     /// the passphrase slot from the vault and the passphrase that opened
@@ -279,6 +312,45 @@ mod tests {
         write_new_vault(&path, &mut vault).expect("written");
         let first = std::fs::read(&path).expect("read");
         write_new_vault(&path, &mut vault).expect_err("exists");
+        assert_eq!(std::fs::read(&path).expect("read"), first);
+    }
+
+    #[tokio::test]
+    async fn init_makes_one_vault_in_a_private_directory_and_never_a_second() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data/vault.tokvault");
+        let backend = FileBackend::new(&path, &dir.path().join("state")).expect("backend");
+        let session = Session::new(
+            backend,
+            dir.path().join("state"),
+            crate::UnlockMaterial::default(),
+            Box::new(crate::NoUi),
+            crate::SessionOptions {
+                accept_rollback: false,
+                lock_wait: std::time::Duration::from_millis(50),
+            },
+        );
+        session.check_absent().await.expect("nothing there yet");
+        assert_eq!(
+            session.init(&[recipient()], None).await.expect("created"),
+            1
+        );
+        let mode = std::fs::metadata(dir.path().join("data"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the vault's directory is private");
+        let error = session.check_absent().await.expect_err("exists");
+        assert!(
+            error.to_string().contains("refusing to overwrite"),
+            "{error}"
+        );
+        let first = std::fs::read(&path).expect("read");
+        session
+            .init(&[recipient()], None)
+            .await
+            .expect_err("never over it");
         assert_eq!(std::fs::read(&path).expect("read"), first);
     }
 }

@@ -498,3 +498,40 @@ async fn inspect_reads_the_header_without_a_key_and_follows_the_pin() {
     let error = session.inspect().await.expect_err("no header");
     assert_eq!(error.kind(), ErrorKind::Untrusted);
 }
+
+#[tokio::test]
+async fn import_adds_a_token_file_or_another_vault_s_records_and_keeps_taken_names() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    let json =
+        br#"{"client_id":"id","client_secret":"s","refresh_token":"rt","token_uri":"https://auth.example/token"}"#;
+    let input = std::path::Path::new("token.json");
+    let imported = session
+        .import(json, input, Some("drive"), None, false)
+        .await
+        .expect("imported");
+    assert_eq!(
+        (imported.names, imported.plaintext),
+        (vec!["drive".to_owned()], true)
+    );
+    let taken = session.import(json, input, Some("mail"), None, false).await;
+    assert_eq!(taken.expect_err("taken").kind(), ErrorKind::Failure);
+    // Another vault the same identity opens: its records come over as they are.
+    let recipient = fixture.identity.to_public().to_string();
+    let mut other = Vault::create(&[SlotSpec::Recipient(&recipient)]).expect("vault");
+    other.records_mut().push(record("calendar", ENDPOINT));
+    let sealed = other.seal(1).expect("seal");
+    let named = session.import(&sealed, input, Some("x"), None, false).await;
+    assert_eq!(named.expect_err("--name").kind(), ErrorKind::Usage);
+    let imported = session
+        .import(&sealed, input, None, None, false)
+        .await
+        .expect("imported");
+    assert_eq!(
+        (imported.names, imported.plaintext),
+        (vec!["calendar".to_owned()], false)
+    );
+    let vault = session.open().await.expect("open");
+    let names: Vec<&str> = vault.records().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["mail", "drive", "calendar"]);
+}
