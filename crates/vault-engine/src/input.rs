@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use vault_format::check_endpoint;
+use vault_format::{Record, check_endpoint};
 use vault_oauth::{TokenFile, TokenFileError};
 use zeroize::Zeroizing;
 
@@ -81,6 +81,17 @@ pub fn parse_token_file(
     }
 }
 
+/// The record of a token file to seal into a new vault (named `name`,
+/// its token endpoint replaced by `token_uri`); a vault is refused.
+pub fn record_to_seal(bytes: &[u8], name: &str, token_uri: Option<&str>) -> Result<Record> {
+    match parse_token_file(bytes, Some(name), token_uri)? {
+        TokenFile::Record(record) => Ok(*record),
+        TokenFile::Vault => Err(EngineError::usage(
+            "seal takes a token file, not a vault (use `tokvault rekey` to change a vault's recipients)",
+        )),
+    }
+}
+
 /// What an import added.
 #[derive(Debug)]
 pub struct Imported {
@@ -152,6 +163,15 @@ mod tests {
         assert_eq!(record.token_endpoint, "https://auth.example/token");
         let error = parse_token_file(TOKEN_FILE, Some("mail"), Some("ftp://x")).expect_err("bad");
         assert!(error.to_string().starts_with("--token-uri: "), "{error}");
+    }
+
+    #[test]
+    fn seal_takes_a_token_file_and_refuses_a_vault() {
+        let record = record_to_seal(TOKEN_FILE, "mail", None).expect("a record");
+        assert_eq!(record.name, "mail");
+        let error = record_to_seal(&vault_format::MAGIC, "mail", None).expect_err("a vault");
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        assert!(error.to_string().contains("tokvault rekey"), "{error}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::session::{IfWriteFails, Session};
 use crate::store::Backend;
 use crate::unlock::SecretFilePolicy;
-use crate::vaults::{create_vault, merge, write_new_vault};
+use crate::vaults::merge;
 
 impl<B: Backend> Session<B> {
     /// Fails when a new record could not be saved here: no vault, or one
@@ -121,14 +121,6 @@ fn login_error(error: FlowError, plan: &LoginPlan) -> EngineError {
     } else {
         EngineError::failure(message)
     }
-}
-
-/// A new vault at `path` for `recipients`, holding a login's `record`: a
-/// vault for a server, made where no private key is at hand.
-pub fn seal_login(path: &Path, recipients: &[String], record: Record) -> Result<()> {
-    let mut vault = create_vault(recipients, None)?;
-    vault.records_mut().push(record);
-    write_new_vault(path, &mut vault)
 }
 
 /// The OAuth client JSON of a provider's console: it holds the client

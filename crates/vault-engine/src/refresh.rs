@@ -146,6 +146,19 @@ impl<B: Backend> Session<B> {
         self.begin_refresh_under(lease, selection).await
     }
 
+    /// A whole run over `selection`: phase one under the lease, then phase
+    /// two with `hold()` kept (stop signals held, say) from the first
+    /// request to the last save.
+    pub async fn refresh<H>(
+        &self,
+        selection: Selection,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<RunSummary> {
+        let run = self.begin_refresh(selection).await?;
+        run.run_holding(&refresher()?, max_run_time, hold).await
+    }
+
     /// [`Session::begin_refresh`] under a lease the caller took.
     pub async fn begin_refresh_under<'s>(
         &'s self,
@@ -214,6 +227,18 @@ impl<'s, B: Backend> RefreshRun<'s, B> {
     /// The token requests phase two will send (none: nothing to send).
     pub fn requests(&self) -> &[RefreshRequest] {
         &self.requests
+    }
+
+    /// [`RefreshRun::run`] with `hold()` kept while requests are out and
+    /// their answers unsaved (not at all when nothing is sent).
+    pub async fn run_holding<H>(
+        self,
+        refresher: &Refresher,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<RunSummary> {
+        let _held = (!self.requests().is_empty()).then(hold);
+        self.run(refresher, max_run_time).await
     }
 
     /// Phase two: sends the requests, at most `max_run_time` from now (and

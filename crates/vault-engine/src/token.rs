@@ -140,13 +140,7 @@ impl<B: Backend> Session<B> {
             force: false,
         };
         let run = self.begin_refresh_under(lease, selection).await?;
-        let summary = if run.requests().is_empty() {
-            run.run(&refresher()?, max_run_time).await?
-        } else {
-            let refresher = refresher()?;
-            let _held = hold();
-            run.run(&refresher, max_run_time).await?
-        };
+        let summary = run.run_holding(&refresher()?, max_run_time, hold).await?;
         let token = choose_token(
             record(&summary.vault, name)?,
             summary.result(name),

@@ -12,7 +12,7 @@ use crate::session::{IfWriteFails, Session};
 use crate::store::{Backend, FileBackend};
 
 /// Slot specs for recipients and an optional new passphrase.
-pub fn slot_specs<'a>(
+fn slot_specs<'a>(
     recipients: &'a [String],
     passphrase: Option<&'a SecretString>,
 ) -> Vec<SlotSpec<'a>> {
@@ -31,14 +31,40 @@ pub fn create_vault(recipients: &[String], passphrase: Option<&SecretString>) ->
     Vault::create(&slot_specs(recipients, passphrase)).map_err(slot_error)
 }
 
+/// Fails when `path` exists, before anything slow or secret happens: a
+/// new vault file never replaces one.
+pub fn check_new_file(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Err(EngineError::failure(format!(
+            "{} already exists; refusing to overwrite it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Seals `records` into a new vault file at `path` with these slots (made
+/// where no private key need be at hand). Returns how many slots it has.
+pub fn seal_records(
+    path: &Path,
+    recipients: &[String],
+    passphrase: Option<&SecretString>,
+    records: Vec<Record>,
+) -> Result<usize> {
+    let mut vault = create_vault(recipients, passphrase)?;
+    vault.records_mut().extend(records);
+    write_new_vault(path, &mut vault)?;
+    Ok(vault.slots().len())
+}
+
 /// Seals `vault` into a new file at `path`, never over an existing one.
-pub fn write_new_vault(path: &Path, vault: &mut Vault) -> Result<()> {
+fn write_new_vault(path: &Path, vault: &mut Vault) -> Result<()> {
     let sealed = seal_vault(vault)?;
     crate::fsio::write_atomic(path, &sealed, false)
 }
 
 /// The sealed bytes of `vault`.
-pub fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
+fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
     vault
         .seal(crate::unix_now())
         .map_err(|e| EngineError::failure(format!("cannot encrypt the vault: {e}")))
@@ -46,7 +72,7 @@ pub fn seal_vault(vault: &mut Vault) -> Result<Vec<u8>> {
 
 /// Key slots could not be built: a usage error when the slots asked for
 /// are wrong, a failure when the system (its random generator, age) is.
-pub fn slot_error(error: SlotError) -> EngineError {
+fn slot_error(error: SlotError) -> EngineError {
     let message = format!("cannot build the key slots: {error}");
     match error {
         SlotError::Random(_) | SlotError::Age(_) => EngineError::failure(message),
@@ -118,7 +144,7 @@ pub fn recipients(given: &[String], files: &[PathBuf]) -> Result<Vec<String>> {
 
 /// The recipients of `vault` after a rekey: `removed` (each must be
 /// one) dropped, `added` appended unless already there.
-pub fn rekeyed_recipients(
+fn rekeyed_recipients(
     vault: &Vault,
     removed: &[String],
     added: Vec<String>,
@@ -305,13 +331,25 @@ mod tests {
     }
 
     #[test]
-    fn a_new_vault_is_never_written_over_an_existing_file() {
+    fn a_new_vault_file_holds_its_records_and_never_replaces_a_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("vault");
-        let mut vault = create_vault(&[recipient()], None).expect("vault");
-        write_new_vault(&path, &mut vault).expect("written");
+        check_new_file(&path).expect("nothing there");
+        let identity = age::x25519::Identity::generate();
+        let recipients = [identity.to_public().to_string()];
+        let slots =
+            seal_records(&path, &recipients, None, vec![record("mail", "one")]).expect("written");
+        assert_eq!(slots, 1);
         let first = std::fs::read(&path).expect("read");
-        write_new_vault(&path, &mut vault).expect_err("exists");
+        let opened =
+            Vault::open(&first, &vault_format::Unlock::new().identity(&identity)).expect("opens");
+        assert_eq!(client_id(&opened, "mail"), "one");
+        let error = check_new_file(&path).expect_err("exists");
+        assert!(
+            error.to_string().contains("refusing to overwrite"),
+            "{error}"
+        );
+        seal_records(&path, &recipients, None, Vec::new()).expect_err("exists");
         assert_eq!(std::fs::read(&path).expect("read"), first);
     }
 

@@ -192,12 +192,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
 
 /// `--seal-to`: a vault for a server; no private key is needed here.
 fn seal_for_server(args: &Args, plan: &LoginPlan, output: &Path) -> Result<Exit> {
-    if output.exists() {
-        return Err(CliError::failure(format!(
-            "{} already exists; refusing to overwrite it",
-            output.display()
-        )));
-    }
+    vault_engine::vaults::check_new_file(output)?;
     let recipients = keys::recipients(&RecipientArgs {
         recipients: args.seal_to.clone(),
         ..RecipientArgs::default()
@@ -207,7 +202,7 @@ fn seal_for_server(args: &Args, plan: &LoginPlan, output: &Path) -> Result<Exit>
         .new_record(&args.name, tokens, unix_now())
         .map_err(plan_error)?;
     let note = account_note(&record);
-    vault_engine::login::seal_login(output, &recipients, record)?;
+    vault_engine::vaults::seal_records(output, &recipients, None, vec![record])?;
     eprintln!(
         "Authorized {:?}{note}; sealed into {} for {} recipient(s). Copy it to the server; \
          nothing else holds the tokens.",

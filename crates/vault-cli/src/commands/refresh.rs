@@ -122,10 +122,9 @@ async fn run(session: &VaultSession, args: &Args) -> Result<RunSummary> {
         min_valid: args.min_valid,
         force: args.force,
     };
-    let run = session.begin_refresh(selection).await?;
-    let refresher = vault_engine::refresher()?;
-    let _held = (!run.requests().is_empty()).then(HeldStopSignals::hold);
-    Ok(run.run(&refresher, args.max_run_time).await?)
+    Ok(session
+        .refresh(selection, args.max_run_time, HeldStopSignals::hold)
+        .await?)
 }
 
 /// `--reauthorize`: logs in again, on the spot, the records the run found
