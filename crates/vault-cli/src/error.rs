@@ -82,6 +82,13 @@ impl From<vault_engine::EngineError> for CliError {
     }
 }
 
+/// A login plan that cannot be made, classed as the engine classes it.
+impl From<vault_oauth::PlanError> for CliError {
+    fn from(error: vault_oauth::PlanError) -> Self {
+        vault_engine::EngineError::from(error).into()
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)

@@ -105,6 +105,17 @@ pub async fn authorize(
         .map_err(|e| login_error(e, plan))
 }
 
+/// Runs a login for a new record `name` and returns the record.
+pub async fn login_record(
+    plan: &LoginPlan,
+    name: &str,
+    options: FlowOptions,
+    ui: &impl LoginUi,
+) -> Result<Record> {
+    let tokens = authorize(plan, options, ui).await?;
+    Ok(plan.new_record(name, tokens, crate::unix_now())?)
+}
+
 fn login_error(error: FlowError, plan: &LoginPlan) -> EngineError {
     let error = match error {
         FlowError::Plan(error) => return error.into(),

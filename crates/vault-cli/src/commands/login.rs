@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_format::{ClientAuth, Record, Vault};
-use vault_oauth::{Flow, FlowOptions, LoginInputs, LoginPlan, LoginProvider, PlanError, Refreshed};
+use vault_oauth::{Flow, FlowOptions, LoginInputs, LoginPlan, LoginProvider, Refreshed};
 
 use crate::cli::{ClientAuthArg, ProviderArg, RecipientArgs};
 use crate::context::{Context, VaultSession, block_on};
@@ -98,7 +98,7 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
         .as_deref()
         .map(vault_engine::login::read_client_secret)
         .transpose()?;
-    LoginPlan::resolve(LoginInputs {
+    Ok(LoginPlan::resolve(LoginInputs {
         provider: args.provider.map(|p| match p {
             ProviderArg::Google => LoginProvider::Google,
             ProviderArg::Microsoft => LoginProvider::Microsoft,
@@ -118,15 +118,7 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
         token_url: args.token_url.clone(),
         device_url: args.device_url.clone(),
         device: args.device,
-    })
-    .map_err(plan_error)
-}
-
-fn plan_error(error: PlanError) -> CliError {
-    match error {
-        PlanError::Usage(message) => CliError::usage(message),
-        PlanError::Invalid(message) => CliError::failure(message),
-    }
+    })?)
 }
 
 /// Runs the flow with the person at this terminal and returns the token
@@ -136,6 +128,14 @@ fn authorize(plan: &LoginPlan, name: &str, options: FlowOptions) -> Result<Refre
         plan,
         options,
         &TerminalLogin { name },
+    ))??)
+}
+
+/// A new record `name`, authorized by the person at this terminal.
+fn login_record(plan: &LoginPlan, name: &str, options: FlowOptions) -> Result<Record> {
+    let ui = TerminalLogin { name };
+    Ok(block_on(vault_engine::login::login_record(
+        plan, name, options, &ui,
     ))??)
 }
 
@@ -176,10 +176,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     block_on(probe.check_login_target())??;
     let session = ctx.session()?;
     block_on(session.check_name_free(&args.name, args.replace))??;
-    let tokens = authorize(&plan, &args.name, flow_of(args))?;
-    let record = plan
-        .new_record(&args.name, tokens, unix_now())
-        .map_err(plan_error)?;
+    let record = login_record(&plan, &args.name, flow_of(args))?;
     let note = account_note(&record);
     block_on(session.save_login(record, args.replace))??;
     eprintln!(
@@ -197,10 +194,7 @@ fn seal_for_server(args: &Args, plan: &LoginPlan, output: &Path) -> Result<Exit>
         recipients: args.seal_to.clone(),
         ..RecipientArgs::default()
     })?;
-    let tokens = authorize(plan, &args.name, flow_of(args))?;
-    let record = plan
-        .new_record(&args.name, tokens, unix_now())
-        .map_err(plan_error)?;
+    let record = login_record(plan, &args.name, flow_of(args))?;
     let note = account_note(&record);
     vault_engine::vaults::seal_records(output, &recipients, None, vec![record])?;
     eprintln!(
@@ -273,7 +267,7 @@ pub(crate) fn reauthorize_interactively(
         let Some(record) = vault.record(name) else {
             continue;
         };
-        let plan = LoginPlan::for_record(record, &[], None, None).map_err(plan_error);
+        let plan = LoginPlan::for_record(record, &[], None, None).map_err(CliError::from);
         let result = plan.and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
             reauthorize(session, name, &plan, options)
