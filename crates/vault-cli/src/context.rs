@@ -14,7 +14,6 @@ use vault_format::SecretString;
 
 use crate::cli::Global;
 use crate::error::{CliError, Result};
-use crate::keys;
 
 /// The session every command opens the vault with.
 pub(crate) type VaultSession = Session<AnyBackend>;
@@ -53,7 +52,10 @@ impl Context {
 
     /// The identities and passphrase the options (or their defaults) name.
     fn unlock_material(&self) -> Result<UnlockMaterial> {
-        keys::unlock_material(&self.identities, self.passphrase_file.as_deref())
+        Ok(UnlockMaterial::locate(
+            &self.identities,
+            self.passphrase_file.as_deref(),
+        )?)
     }
 
     /// A session that can open the vault.
@@ -69,18 +71,18 @@ impl Context {
     fn session_with(&self, unlock: UnlockMaterial) -> Result<VaultSession> {
         let vault = match &self.vault {
             Some(path) => path.clone(),
-            None => crate::paths::default_vault()?,
+            None => vault_engine::paths::default_vault()?,
         };
         let state_dir = match &self.state_dir {
             Some(path) => path.clone(),
-            None => crate::paths::default_state_dir()?,
+            None => vault_engine::paths::default_state_dir()?,
         };
         let backend = self.backend(&vault, &state_dir)?;
         Ok(Session::new(
             backend,
             state_dir,
             unlock,
-            Box::new(keys::Terminal),
+            Box::new(crate::ui::prompt::Terminal),
             SessionOptions {
                 accept_rollback: self.accept_rollback,
                 lock_wait: self.lock_timeout,
@@ -119,7 +121,7 @@ fn s3_settings(lease_ttl: Duration) -> Result<S3Settings> {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = keys::secret_file_policy().read(&path, "S3 credential")?;
+        let bytes = vault_engine::SecretFilePolicy::from_env().read(&path, "S3 credential")?;
         let text = String::from_utf8_lossy(&bytes).trim().to_owned();
         Ok(Some(SecretString::from(text)))
     };

@@ -59,15 +59,6 @@ impl CliError {
     pub(crate) fn untrusted(message: impl Into<String>) -> Self {
         Self::new(Exit::Untrusted, message)
     }
-
-    pub(crate) fn temporary(message: impl Into<String>) -> Self {
-        Self::new(Exit::Temporary, message)
-    }
-
-    /// An I/O failure on `path` while doing `what`.
-    pub(crate) fn io(what: &str, path: &std::path::Path, error: &std::io::Error) -> Self {
-        Self::failure(format!("{what} {}: {error}", path.display()))
-    }
 }
 
 /// The one place where the engine's classes become exit codes.
@@ -88,6 +79,13 @@ impl From<vault_engine::ErrorKind> for Exit {
 impl From<vault_engine::EngineError> for CliError {
     fn from(error: vault_engine::EngineError) -> Self {
         Self::new(error.kind().into(), error.to_string())
+    }
+}
+
+/// A login plan that cannot be made, classed as the engine classes it.
+impl From<vault_oauth::PlanError> for CliError {
+    fn from(error: vault_oauth::PlanError) -> Self {
+        vault_engine::EngineError::from(error).into()
     }
 }
 

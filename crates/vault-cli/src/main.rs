@@ -1,8 +1,10 @@
 //! `tokvault`: an encrypted OAuth token vault for jobs that run on servers.
 //! The front end of `vault-engine`: parse the command line, build a
-//! [`context::Context`] once, run one command, render, exit. Terminal
-//! prompts, the browser, signals and the alert hook live here; storage,
-//! transactions and refresh runs are the engine's.
+//! [`context::Context`] once, run one command, render, exit. The terminal
+//! (output, prompts, the browser: [`ui`]) and signals live here; storage,
+//! transactions, refresh runs, the vault side of logins and the monitoring
+//! after a run (warnings, the alert hook, metrics) are the engine's, and
+//! the login flows `vault-oauth`'s.
 
 // A command-line program prints by design.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -12,14 +14,10 @@ mod commands;
 mod context;
 mod duration;
 mod error;
-mod input;
 mod keys;
-mod monitor;
-mod output;
-mod paths;
 mod servers;
 mod signals;
-mod vaults;
+mod ui;
 
 use std::process::ExitCode;
 

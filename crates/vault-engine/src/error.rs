@@ -115,6 +115,11 @@ impl EngineError {
         }
     }
 
+    /// There is no record `name` in the vault.
+    pub fn no_record(name: &str) -> Self {
+        Self::failure(format!("no record named {name:?} (see `tokvault list`)"))
+    }
+
     /// The same error with `context: ` before its message, same class.
     pub fn context(self, context: &str) -> Self {
         let kind = self.kind();
@@ -124,3 +129,14 @@ impl EngineError {
 
 /// The engine's result.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A login plan that cannot be made: the request is wrong (usage), or
+/// what it names is (failure).
+impl From<vault_oauth::PlanError> for EngineError {
+    fn from(error: vault_oauth::PlanError) -> Self {
+        match error {
+            vault_oauth::PlanError::Usage(message) => Self::usage(message),
+            vault_oauth::PlanError::Invalid(message) => Self::failure(message),
+        }
+    }
+}

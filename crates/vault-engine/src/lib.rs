@@ -2,7 +2,8 @@
 //! `vault-oauth`) and a front end (the `tokvault` binary, later a server):
 //! vault storage behind a trait ([`store::Backend`]), the one
 //! read-modify-write transaction ([`Session::update`]), local state (pins,
-//! health, rescue files) and unlock material. It never prints, prompts
+//! health, rescue files), the monitoring after a run ([`Monitoring`]: warnings,
+//! the alert hook, metrics) and unlock material. It never prints, prompts
 //! (it asks through [`Callbacks`]) or exits; errors carry a class
 //! ([`ErrorKind`]) that the front end maps to what it speaks.
 
@@ -10,17 +11,26 @@ pub mod callbacks;
 pub mod error;
 pub mod fsio;
 pub mod health;
+pub mod hook;
+pub mod input;
+pub mod inspect;
+pub mod login;
 pub mod metrics;
+pub mod monitor;
+pub mod paths;
 pub mod refresh;
 pub mod session;
 pub mod state;
 pub mod store;
 pub mod token;
 pub mod unlock;
+pub mod vaults;
 
 pub use callbacks::{Callbacks, NoUi};
 pub use error::{EngineError, ErrorKind, Result};
-pub use refresh::{RecordResult, RefreshRun, RunSummary, Selection, human_duration};
+pub use hook::ReauthHook;
+pub use monitor::Monitoring;
+pub use refresh::{RecordResult, RefreshRun, RunSummary, Selection, human_duration, refresher};
 pub use session::{
     IfWriteFails, Locked, Opened, Saved, Saver, Session, SessionOptions, rescued_error, unix_now,
 };

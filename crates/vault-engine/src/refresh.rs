@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures_util::{FutureExt as _, StreamExt as _};
 use vault_format::{Credential, Provider, Record, RefreshClass, Vault};
 use vault_oauth::{
-    RefreshOutcome, RefreshRequest, Refresher, SendWindow, records_to_refresh, refresh_need,
+    RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, SendWindow, records_to_refresh,
+    refresh_need,
 };
 
 use crate::error::{EngineError, ErrorKind, Result};
@@ -95,6 +96,33 @@ impl RunSummary {
     pub fn result(&self, name: &str) -> Option<&RecordResult> {
         self.results.iter().find(|r| r.name == name)
     }
+
+    /// The records whose refresh token was rejected: a person must
+    /// authorize them again.
+    pub fn rejected(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.class == Some(RefreshClass::ReauthorizationRequired))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// Counts `names` as refreshed: a person authorized them again after
+    /// the run, and their new tokens are saved.
+    pub fn mark_reauthorized(&mut self, names: &[String]) {
+        for result in &mut self.results {
+            if names.contains(&result.name) {
+                result.class = Some(RefreshClass::Refreshed);
+                result.error_code = None;
+                result.message = "re-authorized, new tokens saved".to_owned();
+            }
+        }
+    }
+}
+
+/// The token endpoint client with the default settings.
+pub fn refresher() -> Result<Refresher> {
+    Refresher::new(RefresherConfig::default()).map_err(|e| EngineError::failure(e.to_string()))
 }
 
 /// A run prepared under the lease, nothing sent yet.
@@ -118,6 +146,19 @@ impl<B: Backend> Session<B> {
         self.begin_refresh_under(lease, selection).await
     }
 
+    /// A whole run over `selection`: phase one under the lease, then phase
+    /// two with `hold()` kept (stop signals held, say) from the first
+    /// request to the last save.
+    pub async fn refresh<H>(
+        &self,
+        selection: Selection,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<RunSummary> {
+        let run = self.begin_refresh(selection).await?;
+        run.run_holding(&refresher()?, max_run_time, hold).await
+    }
+
     /// [`Session::begin_refresh`] under a lease the caller took.
     pub async fn begin_refresh_under<'s>(
         &'s self,
@@ -129,9 +170,7 @@ impl<B: Backend> Session<B> {
         let mut vault = opened.vault;
         for name in &selection.names {
             if vault.record(name).is_none() {
-                return Err(EngineError::failure(format!(
-                    "no record named {name:?} (see `tokvault list`)"
-                )));
+                return Err(EngineError::no_record(name));
             }
         }
         let now = unix_now();
@@ -188,6 +227,18 @@ impl<'s, B: Backend> RefreshRun<'s, B> {
     /// The token requests phase two will send (none: nothing to send).
     pub fn requests(&self) -> &[RefreshRequest] {
         &self.requests
+    }
+
+    /// [`RefreshRun::run`] with `hold()` kept while requests are out and
+    /// their answers unsaved (not at all when nothing is sent).
+    pub async fn run_holding<H>(
+        self,
+        refresher: &Refresher,
+        max_run_time: Duration,
+        hold: impl FnOnce() -> H,
+    ) -> Result<RunSummary> {
+        let _held = (!self.requests().is_empty()).then(hold);
+        self.run(refresher, max_run_time).await
     }
 
     /// Phase two: sends the requests, at most `max_run_time` from now (and
@@ -451,4 +502,43 @@ fn reauthorization_message(record: &Record, error: &vault_oauth::ServerError) ->
          The record is kept; authorize again where a person can: \
          `tokvault login {name} --again{auth_hint}` (--no-browser on a machine without one)"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, class: Option<RefreshClass>) -> RecordResult {
+        RecordResult {
+            name: name.to_owned(),
+            class,
+            message: "m".to_owned(),
+            error_code: Some("invalid_grant".to_owned()),
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn re_authorized_records_no_longer_count_as_rejected() {
+        let recipient = age::x25519::Identity::generate().to_public().to_string();
+        let mut summary = RunSummary {
+            vault: crate::vaults::create_vault(&[recipient], None).expect("vault"),
+            results: vec![
+                result("a", Some(RefreshClass::ReauthorizationRequired)),
+                result("b", Some(RefreshClass::ReauthorizationRequired)),
+                result("c", None),
+            ],
+            wrote: true,
+            rescued: None,
+        };
+        assert_eq!(summary.rejected(), ["a", "b"]);
+        assert_eq!(summary.kind(), Some(ErrorKind::Reauthorize));
+        summary.mark_reauthorized(&["a".to_owned()]);
+        assert_eq!(summary.rejected(), ["b"]);
+        let a = summary.result("a").expect("a");
+        assert_eq!(a.class, Some(RefreshClass::Refreshed));
+        assert_eq!(a.error_code, None);
+        summary.mark_reauthorized(&["b".to_owned()]);
+        assert_eq!(summary.kind(), None);
+    }
 }

@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use vault_format::{Record, RefreshClass, SecretString, Vault};
+use vault_format::{Record, RefreshClass, SecretString};
 use vault_oauth::{Refresher, refresh_need};
 
 use crate::error::{EngineError, ErrorKind, Result};
 use crate::refresh::{RecordResult, RunSummary, Selection};
 use crate::session::{Locked, Session, unix_now};
 use crate::store::Backend;
+use crate::vaults::record;
 
 /// Validity an older token must still have to be used after a refresh that
 /// failed for now.
@@ -81,12 +82,6 @@ pub fn choose_token(
             ))
         }
     }
-}
-
-fn record<'v>(vault: &'v Vault, name: &str) -> Result<&'v Record> {
-    vault.record(name).ok_or_else(|| {
-        EngineError::failure(format!("no record named {name:?} (see `tokvault list`)"))
-    })
 }
 
 impl<B: Backend> Session<B> {
@@ -167,13 +162,7 @@ impl<B: Backend> Session<B> {
             force: false,
         };
         let run = self.begin_refresh_under(lease, selection).await?;
-        let summary = if run.requests().is_empty() {
-            run.run(&refresher()?, max_run_time).await?
-        } else {
-            let refresher = refresher()?;
-            let _held = hold();
-            run.run(&refresher, max_run_time).await?
-        };
+        let summary = run.run_holding(&refresher()?, max_run_time, hold).await?;
         let token = record(&summary.vault, name)
             .and_then(|r| choose_token(r, summary.result(name), unix_now()));
         Ok(TokenRun {

@@ -1,6 +1,7 @@
 //! Unlock material: age identities (or unencrypted SSH keys) and a
 //! passphrase, read from files that must not be readable by group or
-//! others. Where the files are is the front end's business.
+//! others, and a new identity written. Where the files are by default is
+//! [`crate::paths`]'s business.
 
 use std::io::{BufReader, Read as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -207,5 +208,65 @@ impl UnlockMaterial {
             unlock = unlock.passphrase(passphrase);
         }
         unlock
+    }
+}
+
+/// Writes a new age identity to `path` (mode 0600, its directory private,
+/// never over an existing file) and returns its recipient.
+pub fn write_new_identity(path: &Path) -> Result<String> {
+    if path.exists() {
+        return Err(EngineError::failure(format!(
+            "{} already exists; refusing to overwrite an identity",
+            path.display()
+        )));
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::fsio::ensure_private_dir(parent)?;
+    }
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let secret = {
+        use age::secrecy::ExposeSecret as _;
+        let secret = identity.to_string();
+        let mut text = Zeroizing::new(String::with_capacity(200));
+        text.push_str(&format!(
+            "# created: {}\n# public key: {recipient}\n",
+            vault_oauth::rfc3339(crate::unix_now())
+        ));
+        text.push_str(secret.expose_secret());
+        text.push('\n');
+        text
+    };
+    crate::fsio::write_new_private(path, secret.as_bytes())?;
+    Ok(recipient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_identity_is_private_readable_back_and_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokvault/identity.txt");
+        let recipient = write_new_identity(&path).expect("written");
+        assert!(recipient.starts_with("age1"), "{recipient}");
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.contains(&format!("# public key: {recipient}\n")),
+            "{text}"
+        );
+        let identities = SecretFilePolicy::default()
+            .read_identities(&path)
+            .expect("an identity file");
+        assert_eq!(identities.len(), 1);
+        let again = write_new_identity(&path).expect_err("exists");
+        assert!(
+            again.to_string().contains("refusing to overwrite"),
+            "{again}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
     }
 }

@@ -1,6 +1,8 @@
 //! The engine against `MemoryBackend`: the one transaction, compare-and-
-//! swap, a busy or expired lease, the rollback pin, the rescue file, and a
-//! refresh run that only met temporary failures leaving the vault as it was.
+//! swap, a busy or expired lease, the rollback pin, the rescue file, a
+//! refresh run that only met temporary failures leaving the vault as it
+//! was, and the operations built on them (a login's checks and saves, a
+//! rekey, inspect).
 
 #![allow(missing_docs)]
 
@@ -11,9 +13,10 @@ use vault_engine::{
     UnlockMaterial,
 };
 use vault_format::{
-    ClientAuth, Credential, Provider, Record, RefreshTokenCredential, SecretString, SlotSpec, Vault,
+    ClientAuth, Credential, PinStatus, Provider, Record, RefreshTokenCredential, SecretString,
+    Slot, SlotSpec, Vault,
 };
-use vault_oauth::{Refresher, RefresherConfig, RetryPolicy};
+use vault_oauth::{Refreshed, Refresher, RefresherConfig, RetryPolicy};
 
 struct Fixture {
     backend: MemoryBackend,
@@ -351,4 +354,184 @@ async fn a_full_store_stops_a_run_before_anything_is_sent() {
         error.to_string().contains("nothing was refreshed"),
         "{error}"
     );
+}
+
+const ENDPOINT: &str = "https://auth.example/token";
+
+fn refresh_token(vault: &Vault, name: &str) -> Option<String> {
+    match &vault.record(name)?.credential {
+        Credential::RefreshToken(c) => Some(c.refresh_token.expose_secret().to_owned()),
+        _ => None,
+    }
+}
+
+fn tokens(refresh_token: &str) -> Refreshed {
+    Refreshed {
+        access_token: SecretString::copy_from("access"),
+        expires_at: Some(4_000),
+        refresh_token: Some(SecretString::copy_from(refresh_token)),
+        scopes: None,
+        id_token: None,
+        obtained_at: 1_000,
+        ignored: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_taken_name_fails_before_the_login_unless_replaced() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    session
+        .check_login_target()
+        .await
+        .expect("a writable vault");
+    let error = session
+        .check_name_free("mail", false)
+        .await
+        .expect_err("taken");
+    assert_eq!(error.kind(), ErrorKind::Failure);
+    assert!(error.to_string().contains("--again"), "{error}");
+    session
+        .check_name_free("mail", true)
+        .await
+        .expect("replace");
+    session.check_name_free("drive", false).await.expect("free");
+}
+
+#[tokio::test]
+async fn a_login_s_record_is_saved_or_rescued_never_lost() {
+    let fixture = Fixture::new(Vec::new());
+    let session = fixture.session(false);
+    session
+        .save_login(record("mail", ENDPOINT), false)
+        .await
+        .expect("saved");
+    let vault = session.open().await.expect("open");
+    assert_eq!(refresh_token(&vault, "mail").as_deref(), Some("refresh"));
+    fixture.backend.fail_writes(1);
+    let error = session
+        .save_login(record("drive", ENDPOINT), false)
+        .await
+        .expect_err("the write fails");
+    assert_eq!(error.kind(), ErrorKind::NotSaved);
+    assert!(
+        session.state().has_rescue(),
+        "the tokens wait in the rescue file"
+    );
+}
+
+#[tokio::test]
+async fn a_reauthorization_renews_the_stored_record_or_names_the_missing_one() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    let plan = session
+        .plan_for("mail", &[], None, None)
+        .await
+        .expect("plan");
+    assert_eq!(plan.token_endpoint, ENDPOINT);
+    let saved = session
+        .save_reauthorization("mail", &plan, tokens("new"), 1_000)
+        .await
+        .expect("saved");
+    assert_eq!(saved.name, "mail");
+    let vault = session.open().await.expect("open");
+    assert_eq!(refresh_token(&vault, "mail").as_deref(), Some("new"));
+    let missing = session
+        .save_reauthorization("gone", &plan, tokens("x"), 1_000)
+        .await
+        .expect_err("no such record");
+    assert!(missing.to_string().contains("was removed"), "{missing}");
+    let error = session
+        .plan_for("gone", &[], None, None)
+        .await
+        .expect_err("none");
+    assert!(
+        error.to_string().starts_with("no record named \"gone\""),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_rekey_swaps_recipients_keeps_the_records_and_never_leaves_no_slot() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    let first = fixture.identity.to_public().to_string();
+    let error = session
+        .rekey(std::slice::from_ref(&first), Vec::new(), |_, _| {
+            Ok::<_, EngineError>(None)
+        })
+        .await
+        .expect_err("no slot would remain");
+    assert_eq!(error.kind(), ErrorKind::Usage);
+    let added = vec![age::x25519::Identity::generate().to_public().to_string()];
+    let (count, with_passphrase) = session
+        .rekey(&[], added, |vault, current| {
+            assert!(!vault.has_passphrase_slot() && current.is_none());
+            Ok::<_, EngineError>(None)
+        })
+        .await
+        .expect("rekeyed");
+    assert_eq!((count, with_passphrase), (2, false));
+    let vault = session.open().await.expect("still opens");
+    assert_eq!(vault.recipients().count(), 2);
+    assert_eq!(refresh_token(&vault, "mail").as_deref(), Some("refresh"));
+}
+
+#[tokio::test]
+async fn inspect_reads_the_header_without_a_key_and_follows_the_pin() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    let recipient = fixture.identity.to_public().to_string();
+    let first = session.inspect().await.expect("inspect");
+    assert_eq!(first.pin, PinStatus::New, "never opened here");
+    let bytes = fixture.backend.bytes().expect("a vault");
+    assert_eq!(first.file_size, bytes.len());
+    assert!(matches!(&first.header.slots[..], [Slot::Age(age)] if age.recipient == recipient));
+    session.open().await.expect("open pins it");
+    assert_eq!(
+        session.inspect().await.expect("inspect").pin,
+        PinStatus::Same
+    );
+    let mut garbled = bytes;
+    garbled[0] ^= 0xff;
+    fixture.backend.set_bytes(garbled);
+    let error = session.inspect().await.expect_err("no header");
+    assert_eq!(error.kind(), ErrorKind::Untrusted);
+}
+
+#[tokio::test]
+async fn import_adds_a_token_file_or_another_vault_s_records_and_keeps_taken_names() {
+    let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
+    let session = fixture.session(false);
+    let json =
+        br#"{"client_id":"id","client_secret":"s","refresh_token":"rt","token_uri":"https://auth.example/token"}"#;
+    let input = std::path::Path::new("token.json");
+    let imported = session
+        .import(json, input, Some("drive"), None, false)
+        .await
+        .expect("imported");
+    assert_eq!(
+        (imported.names, imported.plaintext),
+        (vec!["drive".to_owned()], true)
+    );
+    let taken = session.import(json, input, Some("mail"), None, false).await;
+    assert_eq!(taken.expect_err("taken").kind(), ErrorKind::Failure);
+    // Another vault the same identity opens: its records come over as they are.
+    let recipient = fixture.identity.to_public().to_string();
+    let mut other = Vault::create(&[SlotSpec::Recipient(&recipient)]).expect("vault");
+    other.records_mut().push(record("calendar", ENDPOINT));
+    let sealed = other.seal(1).expect("seal");
+    let named = session.import(&sealed, input, Some("x"), None, false).await;
+    assert_eq!(named.expect_err("--name").kind(), ErrorKind::Usage);
+    let imported = session
+        .import(&sealed, input, None, None, false)
+        .await
+        .expect("imported");
+    assert_eq!(
+        (imported.names, imported.plaintext),
+        (vec!["calendar".to_owned()], false)
+    );
+    let vault = session.open().await.expect("open");
+    let names: Vec<&str> = vault.records().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["mail", "drive", "calendar"]);
 }

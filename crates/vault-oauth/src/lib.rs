@@ -21,7 +21,8 @@
 //!   `state`), [`LoopbackListener`] (the RFC 8252 redirect on 127.0.0.1),
 //!   [`Refresher::exchange_code`], and the device flow
 //!   ([`Refresher::start_device_authorization`],
-//!   [`Refresher::poll_device_authorization`]).
+//!   [`Refresher::poll_device_authorization`]); [`LoginPlan::authorize`]
+//!   runs a whole flow, asking a [`LoginUi`] to show and read.
 //!
 //! Secrets stay in [`vault_format::SecretString`]; no error or log line
 //! carries a token, a secret or a response body. Server error descriptions
@@ -57,6 +58,7 @@ mod endpoint;
 mod http;
 mod jwt;
 mod login;
+mod login_flow;
 mod outcome;
 mod plan;
 mod policy;
@@ -78,6 +80,7 @@ pub use login::{
     AuthorizationError, AuthorizationRequest, DeviceAuthorization, LoginError, LoopbackListener,
     PendingAuthorization, id_token_account, parse_device_response,
 };
+pub use login_flow::{DEFAULT_BROWSER_TIMEOUT, Flow, FlowError, FlowOptions, LoginPrompt, LoginUi};
 pub use outcome::{
     Misconfiguration, RefreshOutcome, Refreshed, ResponseProblem, Salvaged, ServerError,
     TransientFailure, TransientKind,

@@ -87,6 +87,10 @@ pub enum LoginError {
     /// The device authorization response is not usable.
     #[error("the device authorization response is unusable: {0}")]
     DeviceResponse(String),
+    /// The person's answer could not be read (the input ended or failed);
+    /// the front end says which.
+    #[error("{0}")]
+    NoAnswer(String),
     /// The user did not approve the device code before it expired.
     #[error(
         "the device code expired before it was approved; nothing was saved. Run the login again"

@@ -2,7 +2,7 @@
 
 use crate::cli::Cli;
 use crate::error::{Exit, Result};
-use crate::output::write_stdout;
+use crate::ui::output::write_stdout;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

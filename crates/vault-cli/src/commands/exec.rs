@@ -48,13 +48,6 @@ pub(crate) struct Args {
     command: Vec<String>,
 }
 
-/// Variables that say where the keys are: none of the job's business.
-const WITHHELD: [&str; 3] = [
-    "TOKVAULT_IDENTITY",
-    "TOKVAULT_PASSPHRASE_FILE",
-    "CREDENTIALS_DIRECTORY",
-];
-
 /// Variables that would make Google's libraries look elsewhere than the
 /// metadata server (or demand mTLS from it).
 const GCE_SHADOWS: [&str; 3] = [
@@ -114,7 +107,7 @@ fn command(args: &Args) -> Result<Command> {
         .ok_or_else(|| CliError::usage("exec needs a command after --"))?;
     let mut command = Command::new(program);
     command.args(program_args);
-    for variable in WITHHELD {
+    for variable in vault_engine::paths::KEY_VARIABLES {
         command.env_remove(variable);
     }
     Ok(command)

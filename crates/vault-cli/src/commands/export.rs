@@ -9,7 +9,7 @@ use vault_oauth::GoogleExportError;
 use crate::cli::ExportFormat;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::output::print_line;
+use crate::ui::output::print_line;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -27,9 +27,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let vault = block_on(session.open())??;
     let name = &args.name;
-    let record = vault.record(name).ok_or_else(|| {
-        CliError::failure(format!("no record named {name:?} (see `tokvault list`)"))
-    })?;
+    let record = vault_engine::vaults::record(&vault, name)?;
     let text = match args.format {
         ExportFormat::Google => vault_oauth::to_google_json(record).map_err(|e| match e {
             GoogleExportError::ServiceAccount { .. } => {

@@ -3,13 +3,9 @@
 
 use std::path::PathBuf;
 
-use vault_engine::IfWriteFails;
-use vault_oauth::TokenFile;
-
 use crate::context::{Context, block_on};
-use crate::error::{CliError, Exit, Result};
-use crate::input::{parse_token_file, read_input, warn_plaintext_input};
-use crate::vaults::merge;
+use crate::error::{Exit, Result};
+use vault_engine::input::{read_input, warn_plaintext_input};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -29,38 +25,19 @@ pub(crate) struct Args {
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let bytes = read_input(&args.input)?;
     let session = ctx.session()?;
-    let parsed = parse_token_file(&bytes, args.name.as_deref(), args.token_uri.as_deref())?;
-    let plaintext_input = matches!(parsed, TokenFile::Record(_));
-    let records = match parsed {
-        TokenFile::Record(record) => vec![*record],
-        TokenFile::Vault => {
-            if args.name.is_some() || args.token_uri.is_some() {
-                return Err(CliError::usage(
-                    "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
-                ));
-            }
-            let input = args.input.display().to_string();
-            session.open_other(&bytes, &input)?.records().to_vec()
-        }
-    };
-    let imported: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
-    if !block_on(session.exists())?? {
-        return Err(CliError::failure(format!(
-            "no vault at {}: create one with `tokvault init -r RECIPIENT` first, or pass --vault",
-            session.location()
-        )));
-    }
-    block_on(session.update(IfWriteFails::Fail, |vault| {
-        records
-            .into_iter()
-            .try_for_each(|record| merge(vault, record, args.replace))
-    }))??;
+    let imported = block_on(session.import(
+        &bytes,
+        &args.input,
+        args.name.as_deref(),
+        args.token_uri.as_deref(),
+        args.replace,
+    ))??;
     tracing::info!(
         "imported {} into {}",
-        imported.join(", "),
+        imported.names.join(", "),
         session.location()
     );
-    if plaintext_input {
+    if imported.plaintext {
         warn_plaintext_input(&args.input);
     }
     Ok(Exit::Success)

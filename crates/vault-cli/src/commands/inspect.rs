@@ -2,11 +2,11 @@
 //! agrees.
 
 use serde_json::json;
-use vault_format::{Pin, PinStatus, Slot};
+use vault_format::{PinStatus, Slot};
 
 use crate::context::{Context, block_on};
-use crate::error::{CliError, Exit, Result};
-use crate::output::print;
+use crate::error::{Exit, Result};
+use crate::ui::output::print;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -17,14 +17,10 @@ pub(crate) struct Args {
 
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session_without_keys()?;
-    let bytes = block_on(vault_engine::Backend::read(session.backend()))??
-        .ok_or_else(|| CliError::from(session.no_vault()))?
-        .bytes;
+    let inspection = block_on(session.inspect())??;
+    let (header, size) = (&inspection.header, inspection.file_size);
     let location = session.location();
-    let (header, mac) = vault_format::inspect(&bytes)
-        .map_err(|e| CliError::untrusted(format!("{location}: {e}")))?;
-    let stored = session.state().load_pin()?;
-    let pin = pin_text(Pin::classify_header(stored.as_ref(), &header, &mac));
+    let pin = pin_text(inspection.pin);
     if args.json {
         let slots: Vec<serde_json::Value> = header
             .slots
@@ -41,7 +37,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
                 "vault_id": header.vault_id.to_string(),
                 "generation": header.generation,
                 "written_at": header.written_at,
-                "file_size": bytes.len(),
+                "file_size": size,
                 "payload_size": header.payload_len,
                 "slots": slots,
                 "pin": pin,
@@ -55,7 +51,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         header.vault_id,
         header.generation,
         vault_oauth::rfc3339(header.written_at),
-        bytes.len(),
+        size,
         header.payload_len,
     );
     for slot in &header.slots {

@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::context::{Context, block_on};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Result};
-use crate::output::{self, print};
+use crate::ui::output::{self, print};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -23,7 +23,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let vault = block_on(session.open())??;
     let now = vault_engine::unix_now();
-    crate::monitor::warn_refresh_age(vault.records(), args.warn_refresh_age, now);
+    vault_engine::monitor::warn_refresh_age(vault.records(), args.warn_refresh_age, now);
     if args.json {
         let records: Vec<_> = vault
             .records()

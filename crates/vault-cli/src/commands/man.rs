@@ -3,7 +3,7 @@
 
 use crate::cli::Cli;
 use crate::error::{CliError, Exit, Result};
-use crate::output::write_stdout;
+use crate::ui::output::write_stdout;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {

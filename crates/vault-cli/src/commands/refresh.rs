@@ -1,21 +1,19 @@
 //! `tokvault refresh`: the server job. Refreshes what is due, saves each
-//! answer as it arrives, then keeps health, warns, runs the alert hook,
-//! writes metrics and prints one line (or JSON) per record.
+//! answer as it arrives, then the engine's monitoring (health, warnings,
+//! the alert hook, metrics); prints one line (or JSON) per record.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
-use vault_engine::{RunSummary, Selection};
+use vault_engine::{Monitoring, ReauthHook, RunSummary, Selection};
 use vault_format::RefreshClass;
-use vault_oauth::{Refresher, RefresherConfig};
 
 use crate::context::{Context, VaultSession, block_on};
 use crate::duration::{parse_duration, parse_positive_duration};
-use crate::error::{CliError, Exit, Result};
-use crate::monitor;
-use crate::output::print;
+use crate::error::{Exit, Result};
 use crate::signals::HeldStopSignals;
+use crate::ui::output::print;
 
 /// A run's time limit when none is given: requests start no later than
 /// 45 s in (75 s minus the 30 s request timeout), so a run with its held
@@ -74,18 +72,28 @@ pub(crate) struct MonitorArgs {
     pub(crate) warn_transient_failures: u64,
 }
 
+impl MonitorArgs {
+    pub(crate) fn monitoring(&self) -> Monitoring {
+        Monitoring {
+            metrics_file: self.metrics_file.clone(),
+            hook: self.on_reauth_needed.as_ref().map(|command| ReauthHook {
+                command: command.clone(),
+                timeout: self.on_reauth_needed_timeout,
+            }),
+            warn_refresh_age: self.warn_refresh_age,
+            warn_transient_failures: self.warn_transient_failures,
+        }
+    }
+}
+
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let mut summary = match block_on(run(&session, args)).and_then(|run| run) {
         Ok(summary) => summary,
         Err(error) => {
-            // Monitoring must see a run that could not even start.
-            if let Some(path) = &args.monitor.metrics_file {
-                let text = vault_engine::metrics::render_failed_run(&run_metrics(error.exit));
-                if let Err(e) = monitor::write_metrics(path, &text) {
-                    tracing::error!("metrics not written: {e}");
-                }
-            }
+            args.monitor
+                .monitoring()
+                .failed_run(&run_metrics(error.exit));
             return Err(error);
         }
     };
@@ -99,14 +107,9 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             vault_engine::rescued_error(session.location(), rescue)
         );
     }
-    after_run(
-        ctx.lock_timeout,
-        &session,
-        &args.monitor,
-        &args.names,
-        &summary,
-        exit,
-    );
+    args.monitor
+        .monitoring()
+        .after_run(&session, &args.names, &summary, &run_metrics(exit));
     render(args.json, &summary, exit)?;
     Ok(exit)
 }
@@ -119,76 +122,21 @@ async fn run(session: &VaultSession, args: &Args) -> Result<RunSummary> {
         min_valid: args.min_valid,
         force: args.force,
     };
-    let run = session.begin_refresh(selection).await?;
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
-    let _held = (!run.requests().is_empty()).then(HeldStopSignals::hold);
-    Ok(run.run(&refresher, args.max_run_time).await?)
+    Ok(session
+        .refresh(selection, args.max_run_time, HeldStopSignals::hold)
+        .await?)
 }
 
 /// `--reauthorize`: logs in again, on the spot, the records the run found
 /// rejected.
 fn reauthorize(session: &VaultSession, summary: &mut RunSummary) {
-    let rejected: Vec<String> = summary
-        .results
-        .iter()
-        .filter(|r| r.class == Some(RefreshClass::ReauthorizationRequired))
-        .map(|r| r.name.clone())
-        .collect();
-    let renewed = super::login::reauthorize_interactively(session, &summary.vault, &rejected);
-    for result in &mut summary.results {
-        if renewed.contains(&result.name) {
-            result.class = Some(RefreshClass::Refreshed);
-            result.error_code = None;
-            result.message = "re-authorized, new tokens saved".to_owned();
-        }
-    }
-}
-
-/// Health, warnings, the hook and the metrics file, after a run over
-/// `names` (all records when empty).
-pub(crate) fn after_run(
-    lock_timeout: Duration,
-    session: &VaultSession,
-    monitor_args: &MonitorArgs,
-    names: &[String],
-    summary: &RunSummary,
-    exit: Exit,
-) {
-    let now = vault_engine::unix_now();
-    let (health, newly_rejected) = vault_engine::health::update(
-        session.state(),
-        &summary.vault,
-        &summary.results,
-        now,
-        lock_timeout,
-    );
-    let selected = summary
-        .vault
-        .records()
-        .iter()
-        .filter(|r| names.is_empty() || names.contains(&r.name));
-    monitor::warn_refresh_age(selected, monitor_args.warn_refresh_age, now);
-    monitor::warn_transient_streaks(&health, monitor_args.warn_transient_failures, now);
-    if let Some(command) = &monitor_args.on_reauth_needed {
-        monitor::run_reauth_hook(
-            command,
-            monitor_args.on_reauth_needed_timeout,
-            session.location(),
-            summary,
-            &newly_rejected,
-        );
-    }
-    if let Some(path) = &monitor_args.metrics_file {
-        let text = vault_engine::metrics::render(&summary.vault, &health, &run_metrics(exit));
-        if let Err(error) = monitor::write_metrics(path, &text) {
-            tracing::error!("metrics not written: {error}");
-        }
-    }
+    let renewed =
+        super::login::reauthorize_interactively(session, &summary.vault, &summary.rejected());
+    summary.mark_reauthorized(&renewed);
 }
 
 /// The run as the metrics file reports it.
-fn run_metrics(exit: Exit) -> vault_engine::metrics::RunMetrics<'static> {
+pub(crate) fn run_metrics(exit: Exit) -> vault_engine::metrics::RunMetrics<'static> {
     vault_engine::metrics::RunMetrics {
         now: vault_engine::unix_now(),
         exit_code: exit as u8,

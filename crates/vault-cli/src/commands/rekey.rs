@@ -1,13 +1,11 @@
 //! `tokvault rekey`: changes the key slots and rotates the vault key.
 
-use vault_engine::IfWriteFails;
 use vault_format::{SecretString, Vault};
 
 use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
-use crate::vaults::{slot_error, slot_specs};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -30,18 +28,8 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
             .map_err(|reason| CliError::usage(format!("--remove-recipient {r:?}: {reason}")))?;
         removed.push(canonical);
     }
-    let (count, with_passphrase) = block_on(session.update(IfWriteFails::Fail, |vault| {
-        let recipients = new_recipients(vault, &removed, added)?;
-        let passphrase = new_passphrase(ctx, args, vault, session.passphrase())?;
-        if recipients.is_empty() && passphrase.is_none() {
-            return Err(CliError::usage(
-                "refusing to leave the vault without any key slot",
-            ));
-        }
-        vault
-            .rekey(&slot_specs(&recipients, passphrase.as_ref()))
-            .map_err(slot_error)?;
-        Ok((recipients.len(), passphrase.is_some()))
+    let (count, with_passphrase) = block_on(session.rekey(&removed, added, |vault, current| {
+        new_passphrase(ctx, args, vault, current)
     }))??;
     tracing::info!(
         "rekeyed {}: {count} recipient(s){}",
@@ -57,29 +45,6 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
 
 /// The vault's recipients without `removed` (each must be one of them),
 /// with `added`.
-fn new_recipients(vault: &Vault, removed: &[String], added: Vec<String>) -> Result<Vec<String>> {
-    let current: Vec<String> = vault.recipients().map(str::to_owned).collect();
-    for r in removed {
-        if !current.contains(r) {
-            return Err(CliError::usage(format!(
-                "{r} is not a recipient of this vault (see `tokvault inspect`)"
-            )));
-        }
-    }
-    let mut recipients: Vec<String> = current
-        .into_iter()
-        .filter(|r| !removed.contains(r))
-        .collect();
-    for r in added {
-        if !recipients.contains(&r) {
-            recipients.push(r);
-        }
-    }
-    Ok(recipients)
-}
-
-/// The passphrase of the new passphrase slot: a new one (`--passphrase`),
-/// the current one (a passphrase slot is kept), or none.
 fn new_passphrase(
     ctx: &Context,
     args: &Args,
@@ -87,7 +52,7 @@ fn new_passphrase(
     current: Option<SecretString>,
 ) -> Result<Option<SecretString>> {
     if args.recipients.passphrase {
-        return keys::new_passphrase(ctx.passphrase_file.as_deref()).map(Some);
+        return crate::ui::prompt::new_passphrase(ctx.passphrase_file.as_deref()).map(Some);
     }
     if !vault.has_passphrase_slot() || args.remove_passphrase {
         return Ok(None);

@@ -3,7 +3,7 @@
 use vault_engine::IfWriteFails;
 
 use crate::context::{Context, block_on};
-use crate::error::{CliError, Exit, Result};
+use crate::error::{Exit, Result};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -15,14 +15,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let session = ctx.session()?;
     let name = &args.name;
     block_on(session.update(IfWriteFails::Fail, |vault| {
-        let before = vault.records().len();
-        vault.records_mut().retain(|r| &r.name != name);
-        if vault.records().len() == before {
-            return Err(CliError::failure(format!(
-                "no record named {name:?} (see `tokvault list`)"
-            )));
-        }
-        Ok(())
+        vault_engine::vaults::remove_record(vault, name)
     }))??;
     tracing::info!("removed {name:?}");
     Ok(Exit::Success)

@@ -3,14 +3,12 @@
 
 use std::path::PathBuf;
 
-use vault_engine::fsio;
-use vault_oauth::TokenFile;
-
 use crate::cli::RecipientArgs;
 use crate::context::Context;
-use crate::error::{CliError, Exit, Result};
-use crate::input::{parse_token_file, read_input, warn_plaintext_input};
-use crate::vaults::{create_vault, seal_vault, slot_inputs};
+use crate::error::{Exit, Result};
+use crate::keys::slot_inputs;
+use vault_engine::input::{read_input, record_to_seal, warn_plaintext_input};
+use vault_engine::vaults::{check_new_file, seal_records};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -30,31 +28,15 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
-    if args.output.exists() {
-        return Err(CliError::failure(format!(
-            "{} already exists; refusing to overwrite it",
-            args.output.display()
-        )));
-    }
+    check_new_file(&args.output)?;
     let bytes = read_input(&args.input)?;
-    let record = match parse_token_file(&bytes, Some(&args.name), args.token_uri.as_deref())? {
-        TokenFile::Record(record) => record,
-        TokenFile::Vault => {
-            return Err(CliError::usage(
-                "seal takes a token file, not a vault (use `tokvault rekey` to change a vault's recipients)",
-            ));
-        }
-    };
+    let record = record_to_seal(&bytes, &args.name, args.token_uri.as_deref())?;
     let (recipients, passphrase) = slot_inputs(&args.recipients, ctx.passphrase_file.as_deref())?;
-    let mut vault = create_vault(&recipients, passphrase.as_ref())?;
-    vault.records_mut().push(*record);
-    let sealed = seal_vault(&mut vault)?;
-    fsio::write_atomic(&args.output, &sealed, false)?;
+    let slots = seal_records(&args.output, &recipients, passphrase.as_ref(), vec![record])?;
     tracing::info!(
-        "sealed record {:?} into {} for {} key slot(s)",
+        "sealed record {:?} into {} for {slots} key slot(s)",
         args.name,
         args.output.display(),
-        vault.slots().len()
     );
     warn_plaintext_input(&args.input);
     Ok(Exit::Success)

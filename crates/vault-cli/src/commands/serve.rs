@@ -12,7 +12,7 @@ use std::time::Duration;
 use vault_format::SecretString;
 use vault_serve::RunReport;
 
-use super::refresh::{MonitorArgs, after_run};
+use super::refresh::{MonitorArgs, run_metrics};
 use crate::context::{Context, VaultSession};
 use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
@@ -67,7 +67,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let runtime = servers::runtime()?;
     runtime.block_on(async {
         let bound = servers::bind(ctx, args.listen, endpoints, args.min_valid, |session| {
-            report(ctx, session, &args.monitor)
+            report(session, &args.monitor)
         })
         .await?;
         announce(bound.address)?;
@@ -115,7 +115,7 @@ fn endpoints(args: &Args) -> Result<Endpoints> {
 
 /// The identity header, from a private file.
 fn read_header(path: &std::path::Path) -> Result<SecretString> {
-    let bytes = crate::keys::secret_file_policy().read(path, "identity header file")?;
+    let bytes = vault_engine::SecretFilePolicy::from_env().read(path, "identity header file")?;
     let text = std::str::from_utf8(&bytes)
         .map(str::trim)
         .ok()
@@ -139,12 +139,11 @@ fn announce(address: SocketAddr) -> Result<()> {
 
 /// After each refresh run: health, warnings, the hook and the metrics
 /// file, as after `tokvault refresh`.
-fn report(ctx: &Context, session: &Arc<VaultSession>, monitor: &MonitorArgs) -> RunReport {
+fn report(session: &Arc<VaultSession>, monitor: &MonitorArgs) -> RunReport {
     let session = Arc::clone(session);
-    let monitor = monitor.clone();
-    let lock_timeout = ctx.lock_timeout;
+    let monitoring = monitor.monitoring();
     Arc::new(move |summary| {
         let exit = summary.kind().map_or(Exit::Success, Exit::from);
-        after_run(lock_timeout, &session, &monitor, &[], summary, exit);
+        monitoring.after_run(&session, &[], summary, &run_metrics(exit));
     })
 }

@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use vault_format::SecretString;
-use vault_oauth::{Refresher, RefresherConfig};
 use zeroize::Zeroizing;
 
 use crate::context::{Context, block_on};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Result};
-use crate::output::print_line;
 use crate::signals::HeldStopSignals;
+use crate::ui::output::print_line;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -41,10 +40,7 @@ pub(crate) fn exec_header(ctx: &Context, args: &Args) -> Result<Exit> {
 /// stop signals held while a request is out.
 pub(crate) fn valid_token(ctx: &Context, name: &str, min_valid: Duration) -> Result<SecretString> {
     let session = ctx.session()?;
-    let refresher = || {
-        Refresher::new(RefresherConfig::default())
-            .map_err(|e| vault_engine::EngineError::failure(e.to_string()))
-    };
+    let refresher = vault_engine::refresher;
     let max_run_time = crate::commands::refresh::DEFAULT_MAX_RUN_TIME;
     // A file backend answers without waiting: a still-valid token needs no
     // async runtime, and the vault is opened once.

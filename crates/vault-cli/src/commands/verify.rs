@@ -4,7 +4,7 @@ use vault_oauth::RefreshRequest;
 
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
-use crate::output::print;
+use crate::ui::output::print;
 
 pub(crate) fn exec(ctx: &Context) -> Result<Exit> {
     let session = ctx.session()?;

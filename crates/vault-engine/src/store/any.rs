@@ -56,6 +56,13 @@ impl Backend for AnyBackend {
             Self::S3(b) => b.check_writable().await,
         }
     }
+
+    fn prepare_new(&self) -> Result<()> {
+        match self {
+            Self::File(b) => b.prepare_new(),
+            Self::S3(b) => b.prepare_new(),
+        }
+    }
 }
 
 impl Lease for AnyLease<'_> {

@@ -133,6 +133,13 @@ impl Backend for FileBackend {
         })
     }
 
+    fn prepare_new(&self) -> Result<()> {
+        match self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => fsio::ensure_private_dir(parent),
+            None => Ok(()),
+        }
+    }
+
     async fn check_writable(&self) -> Result<()> {
         let dir = self.dir();
         fsio::remove_leftovers(&dir, ".tokvault-probe-", fsio::ABANDONED_AFTER);

@@ -53,6 +53,11 @@ pub trait Backend: Send + Sync {
     /// Fails when a new vault file could not be stored here (checked before
     /// something slow that ends in a write, such as a login).
     fn check_writable(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes the place a new vault goes (a file's private directory).
+    fn prepare_new(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Held while a read-modify-write runs; the only way to write.

@@ -5,6 +5,7 @@
 mod common;
 mod faults;
 mod login;
+mod login_flow;
 mod oidc;
 mod properties;
 mod service_account;
