@@ -468,17 +468,10 @@ impl<B: Backend> Session<B> {
         ))
     }
 
-    /// A reader moves the pin forward only under the lease, and only if it
-    /// is still behind: a stalled reader must not move it back.
+    /// A reader moves the pin forward only if it is still behind, under the
+    /// pin's own lock (no lease: a reader of a remote vault sends one GET).
     async fn advance_pin_if_free(&self, opened: &Pin) -> Result<()> {
-        let Ok(_lease) = self.backend.acquire(Duration::ZERO).await else {
-            return Ok(()); // a writer holds it and will move the pin itself
-        };
-        let status = Pin::classify(self.state.load_pin()?.as_ref(), opened);
-        if matches!(status, PinStatus::New | PinStatus::Newer { .. }) {
-            self.state.save_pin(opened)?;
-        }
-        Ok(())
+        self.state.advance_pin(opened)
     }
 
     /// The one read-modify-write: under the lease, open (putting back a

@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use vault_format::Pin;
+use vault_format::{Pin, PinStatus};
 
 use crate::error::{EngineError, Result};
 use crate::fsio::{self, FileLock};
+
+/// How long a writer waits for the pin's lock (held only for a
+/// load-compare-write).
+const PIN_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// The state files of one vault.
 #[derive(Clone, Debug)]
@@ -76,12 +80,42 @@ impl StateDir {
         })
     }
 
-    /// Stores `pin`.
+    /// Stores `pin` (a writer, under the vault's lease).
     pub fn save_pin(&self, pin: &Pin) -> Result<()> {
+        let _lock = self.lock_pin(PIN_LOCK_WAIT)?;
+        self.write_pin(pin)
+    }
+
+    /// Moves the pin forward to `opened` if it is new or newer than the
+    /// pinned one (a reader, without the vault's lease: the pin's own lock
+    /// keeps a stalled reader from moving it back). Skipped while another
+    /// process of this host holds that lock.
+    pub fn advance_pin(&self, opened: &Pin) -> Result<()> {
+        let Ok(_lock) = self.lock_pin(Duration::ZERO) else {
+            return Ok(());
+        };
+        let status = Pin::classify(self.load_pin()?.as_ref(), opened);
+        if matches!(status, PinStatus::New | PinStatus::Newer { .. }) {
+            self.write_pin(opened)?;
+        }
+        Ok(())
+    }
+
+    fn write_pin(&self, pin: &Pin) -> Result<()> {
         let path = self.path("pins");
-        self.prepare(&path)?;
         let text = format!("# rollback pin for {}\n{pin}\n", self.location);
         fsio::write_atomic(&path, text.as_bytes(), true)
+    }
+
+    /// The pin's lock: held only for a load-compare-write, so short.
+    fn lock_pin(&self, timeout: Duration) -> Result<FileLock> {
+        let path = self.path("pins");
+        self.prepare(&path)?;
+        let mut lock_path = path.into_os_string();
+        lock_path.push(".lock");
+        fsio::lock_file(Path::new(&lock_path), timeout, || {
+            EngineError::temporary("another tokvault holds the lock on the rollback pin".to_owned())
+        })
     }
 
     /// Where refresh health (failure streaks, outcome counters) is kept.

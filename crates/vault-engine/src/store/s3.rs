@@ -117,6 +117,10 @@ pub struct S3Backend {
     lease_ttl: Duration,
     /// Who we are in lease objects.
     writer: String,
+    /// The ETag of another holder's lease and since when we have seen it
+    /// unchanged, kept across acquire calls (a reader polls with short
+    /// ones).
+    watch: std::sync::Mutex<Option<(String, Instant)>>,
 }
 
 /// The https rule: plain http only to a loopback endpoint.
@@ -161,12 +165,22 @@ impl S3Backend {
             let http = check_endpoint(endpoint)?;
             builder = builder.with_endpoint(endpoint).with_allow_http(http);
         }
-        if let Some(id) = &settings.access_key_id {
-            builder = builder.with_access_key_id(id);
-        }
-        if let Some(secret) = &settings.secret_access_key {
-            builder = builder.with_secret_access_key(secret.expose_secret());
-        }
+        // Explicit keys only: without them the client would ask an instance
+        // metadata service, which no test and few servers have.
+        let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key)
+        else {
+            return Err(EngineError::new(
+                ErrorKind::Usage,
+                format!(
+                    "no S3 credentials for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                     or give systemd credentials aws-access-key-id and aws-secret-access-key",
+                    location.url()
+                ),
+            ));
+        };
+        builder = builder
+            .with_access_key_id(id)
+            .with_secret_access_key(secret.expose_secret());
         if let Some(token) = &settings.session_token {
             builder = builder.with_token(token.expose_secret());
         }
@@ -188,6 +202,7 @@ impl S3Backend {
             state_dir: state_dir.to_path_buf(),
             lease_ttl: settings.lease_ttl,
             writer: fsio::hex(&random),
+            watch: std::sync::Mutex::default(),
         })
     }
 
@@ -300,7 +315,7 @@ impl S3Backend {
     }
 
     /// One attempt to take the lease; `Ok(None)` while someone holds it.
-    async fn try_take(&self, watch: &mut Option<(String, Instant)>) -> Result<Option<String>> {
+    async fn try_take(&self) -> Result<Option<String>> {
         let current = self.get(&self.lease_key).await?;
         let Some((body, etag)) = current else {
             return self
@@ -310,11 +325,17 @@ impl S3Backend {
         let lease: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let released = lease["released"].as_bool().unwrap_or(false);
         let ttl = Duration::from_secs(lease["ttl_seconds"].as_u64().unwrap_or(0));
-        let expired = match watch {
-            Some((seen, since)) if *seen == etag => since.elapsed() >= ttl + TAKEOVER_MARGIN,
-            _ => {
-                *watch = Some((etag.clone(), Instant::now()));
-                false
+        let expired = {
+            let mut watch = self
+                .watch
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*watch {
+                Some((seen, since)) if *seen == etag => since.elapsed() >= ttl + TAKEOVER_MARGIN,
+                _ => {
+                    *watch = Some((etag.clone(), Instant::now()));
+                    false
+                }
             }
         };
         if !released && !expired {
@@ -380,10 +401,9 @@ impl Backend for S3Backend {
     async fn acquire(&self, wait: Duration) -> Result<S3Lease<'_>> {
         self.probe_conditional_writes().await?;
         let started = Instant::now();
-        let mut watch = None;
         loop {
             let taken = Instant::now();
-            if let Some(etag) = self.try_take(&mut watch).await? {
+            if let Some(etag) = self.try_take().await? {
                 return Ok(S3Lease {
                     backend: self,
                     etag,
