@@ -15,7 +15,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3Builder;
 use object_store::client::{ClientOptions, HttpClient, HttpConnector};
 use object_store::path::Path;
 use object_store::{
@@ -105,14 +105,18 @@ impl HttpConnector for Connector {
     }
 }
 
+/// Makes another client of the same store.
+pub type Fresh = Arc<dyn Fn() -> object_store::Result<Arc<dyn ObjectStore>> + Send + Sync>;
+
 /// A vault object in a bucket.
-#[derive(Debug)]
 pub struct S3Backend {
     location: String,
     key: Path,
     lease_key: Path,
-    builder: AmazonS3Builder,
-    store: Arc<AmazonS3>,
+    store: Arc<dyn ObjectStore>,
+    /// A client of its own for the release on drop (this one's pooled
+    /// connections belong to the runtime that may be blocked there).
+    fresh: Fresh,
     state_dir: PathBuf,
     lease_ttl: Duration,
     /// Who we are in lease objects.
@@ -121,6 +125,16 @@ pub struct S3Backend {
     /// unchanged, kept across acquire calls (a reader polls with short
     /// ones).
     watch: std::sync::Mutex<Option<(String, Instant)>>,
+    takeover_margin: Duration,
+}
+
+impl std::fmt::Debug for S3Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Backend")
+            .field("location", &self.location)
+            .field("lease_ttl", &self.lease_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The https rule: plain http only to a loopback endpoint.
@@ -190,6 +204,28 @@ impl S3Backend {
                 format!("cannot use {}: {e}", location.url()),
             )
         })?;
+        let fresh: Fresh = Arc::new(move || {
+            let store: Arc<dyn ObjectStore> = Arc::new(builder.clone().build()?);
+            Ok(store)
+        });
+        Self::with_store(
+            location,
+            Arc::new(store),
+            fresh,
+            state_dir,
+            settings.lease_ttl,
+        )
+    }
+
+    /// A backend on any object store with conditional writes (tests use an
+    /// in-memory one); `fresh` makes another client of the same store.
+    pub fn with_store(
+        location: &S3Location,
+        store: Arc<dyn ObjectStore>,
+        fresh: Fresh,
+        state_dir: &FsPath,
+        lease_ttl: Duration,
+    ) -> Result<Self> {
         let mut random = [0u8; 8];
         getrandom::getrandom(&mut random)
             .map_err(|e| EngineError::failure(format!("no randomness for a writer id: {e}")))?;
@@ -197,12 +233,13 @@ impl S3Backend {
             location: location.url(),
             key: Path::from(location.key.as_str()),
             lease_key: Path::from(format!("{}.lease", location.key)),
-            builder,
-            store: Arc::new(store),
+            store,
+            fresh,
             state_dir: state_dir.to_path_buf(),
-            lease_ttl: settings.lease_ttl,
+            lease_ttl,
             writer: fsio::hex(&random),
             watch: std::sync::Mutex::default(),
+            takeover_margin: TAKEOVER_MARGIN,
         })
     }
 
@@ -307,7 +344,7 @@ impl S3Backend {
             "host": hostname(),
             "pid": std::process::id(),
             "acquired_at": crate::session::unix_now(),
-            "ttl_seconds": self.lease_ttl.as_secs(),
+            "ttl_ms": u64::try_from(self.lease_ttl.as_millis()).unwrap_or(u64::MAX),
             "released": released,
         })
         .to_string()
@@ -324,14 +361,16 @@ impl S3Backend {
         };
         let lease: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let released = lease["released"].as_bool().unwrap_or(false);
-        let ttl = Duration::from_secs(lease["ttl_seconds"].as_u64().unwrap_or(0));
+        let ttl = Duration::from_millis(lease["ttl_ms"].as_u64().unwrap_or(0));
         let expired = {
             let mut watch = self
                 .watch
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match &*watch {
-                Some((seen, since)) if *seen == etag => since.elapsed() >= ttl + TAKEOVER_MARGIN,
+                Some((seen, since)) if *seen == etag => {
+                    since.elapsed() >= ttl + self.takeover_margin
+                }
                 _ => {
                     *watch = Some((etag.clone(), Instant::now()));
                     false
@@ -347,7 +386,7 @@ impl S3Backend {
                 self.location,
                 lease["host"].as_str().unwrap_or("?"),
                 lease["pid"],
-                ttl.as_secs() + TAKEOVER_MARGIN.as_secs()
+                ttl.as_secs() + self.takeover_margin.as_secs()
             );
         }
         self.put(&self.lease_key, &self.lease_body(false), Some(&etag))
@@ -465,7 +504,7 @@ impl Drop for S3Lease<'_> {
     fn drop(&mut self) {
         // On a thread with its own runtime and client: this one's runtime
         // may be blocked right here, with the pooled connections on it.
-        let builder = self.backend.builder.clone();
+        let fresh = Arc::clone(&self.backend.fresh);
         let key = self.backend.lease_key.clone();
         let etag = self.etag.clone();
         let body = self.backend.lease_body(true);
@@ -473,7 +512,7 @@ impl Drop for S3Lease<'_> {
         let spawned = std::thread::Builder::new()
             .name("tokvault-lease-release".to_owned())
             .spawn(move || {
-                let released = release(builder, &key, etag, body);
+                let released = release(&fresh, &key, etag, body);
                 let _ = done.send(released);
             });
         let outcome = match spawned {
@@ -493,7 +532,7 @@ impl Drop for S3Lease<'_> {
 
 /// Overwrites our lease with a released one, only if it is still ours.
 fn release(
-    builder: AmazonS3Builder,
+    fresh: &Fresh,
     key: &Path,
     etag: String,
     body: Vec<u8>,
@@ -503,7 +542,7 @@ fn release(
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let store = builder.build().map_err(|e| e.to_string())?;
+        let store = fresh().map_err(|e| e.to_string())?;
         let options = PutOptions {
             mode: PutMode::Update(UpdateVersion {
                 e_tag: Some(etag),
@@ -551,6 +590,101 @@ mod tests {
         let refused = check_endpoint("http://s3.example.com").expect_err("plain http");
         assert_eq!(refused.kind(), ErrorKind::Usage);
         assert!(check_endpoint("ftp://127.0.0.1").is_err());
+    }
+
+    use object_store::memory::InMemory;
+
+    fn backend(store: &Arc<InMemory>, state: &FsPath, ttl: Duration) -> S3Backend {
+        let same = Arc::clone(store);
+        let fresh: Fresh = Arc::new(move || {
+            let store: Arc<dyn ObjectStore> = same.clone();
+            Ok(store)
+        });
+        let location = S3Location::parse("s3://bucket/team/vault").expect("location");
+        let mut backend =
+            S3Backend::with_store(&location, store.clone(), fresh, state, ttl).expect("backend");
+        backend.takeover_margin = Duration::ZERO;
+        backend
+    }
+
+    #[tokio::test]
+    async fn one_writer_at_a_time_and_every_write_is_conditional() {
+        let store = Arc::new(InMemory::new());
+        let state = tempfile::tempdir().expect("state");
+        let (a, b) = (
+            backend(&store, state.path(), Duration::from_secs(60)),
+            backend(&store, state.path(), Duration::from_secs(60)),
+        );
+        let mut lease = a.acquire(Duration::ZERO).await.expect("free");
+        let v1 = lease.commit(None, b"vault 1").await.expect("created");
+        assert!(
+            lease.commit(None, b"vault 1b").await.is_err(),
+            "create-only over an existing vault"
+        );
+        let busy = b.acquire(Duration::ZERO).await.expect_err("held by a");
+        assert!(matches!(busy, EngineError::Busy { .. }), "{busy}");
+        let v2 = lease
+            .commit(Some(&v1), b"vault 2")
+            .await
+            .expect("a's update");
+        drop(lease);
+        let mut lease = b.acquire(Duration::ZERO).await.expect("released by a");
+        let stale = lease
+            .commit(Some(&v1), b"vault 3")
+            .await
+            .expect_err("stale ETag");
+        assert!(matches!(stale, EngineError::Conflict { .. }), "{stale}");
+        lease
+            .commit(Some(&v2), b"vault 3")
+            .await
+            .expect("b's update");
+        assert_eq!(
+            b.read().await.expect("read").expect("vault").bytes,
+            b"vault 3"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_write_that_landed_is_recognised_by_its_bytes() {
+        let store = Arc::new(InMemory::new());
+        let state = tempfile::tempdir().expect("state");
+        let a = backend(&store, state.path(), Duration::from_secs(60));
+        let mut lease = a.acquire(Duration::ZERO).await.expect("free");
+        let v1 = lease.commit(None, b"vault 1").await.expect("created");
+        // What a 5xx whose write landed leaves: our bytes under a new ETag,
+        // and the retry's If-Match on the old ETag failing.
+        store
+            .put(&a.key, PutPayload::from(b"vault 2".to_vec()))
+            .await
+            .expect("landed");
+        let landed = lease.commit(Some(&v1), b"vault 2").await.expect("ours");
+        assert_ne!(landed, v1);
+        let other = lease
+            .commit(Some(&v1), b"vault 3")
+            .await
+            .expect_err("not ours");
+        assert!(matches!(other, EngineError::Conflict { .. }), "{other}");
+    }
+
+    #[tokio::test]
+    async fn a_dead_holders_lease_is_taken_over_only_after_its_ttl_unchanged() {
+        let store = Arc::new(InMemory::new());
+        let state = tempfile::tempdir().expect("state");
+        let dead = backend(&store, state.path(), Duration::from_millis(300));
+        let b = backend(&store, state.path(), Duration::from_secs(60));
+        // A holder that died: its lease is never released.
+        std::mem::forget(dead.acquire(Duration::ZERO).await.expect("free"));
+        assert!(b.acquire(Duration::ZERO).await.is_err(), "first sight");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(b.acquire(Duration::ZERO).await.is_err(), "before the TTL");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lease = b.acquire(Duration::ZERO).await.expect("taken over");
+        assert!(lease.remaining().expect("a TTL") <= Duration::from_secs(60));
+        drop(lease);
+        let (body, _) = b.get(&b.lease_key).await.expect("get").expect("lease");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(body["released"], true, "{body}");
+        assert_eq!(body["writer"], b.writer.as_str());
     }
 
     #[test]
