@@ -255,6 +255,7 @@ impl S3Backend {
 
     /// The object at `key` and its unquoted ETag, `None` when missing.
     async fn get(&self, key: &Path) -> Result<Option<(Vec<u8>, String)>> {
+        tracing::debug!("S3 request: GET {key}");
         let result = match self.store.get(key).await {
             Ok(result) => result,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -288,6 +289,13 @@ impl S3Backend {
                 version: None,
             }),
         };
+        tracing::debug!(
+            "S3 request: PUT {key} ({})",
+            match &mode {
+                PutMode::Create => "If-None-Match: *",
+                _ => "If-Match",
+            }
+        );
         let options = PutOptions {
             mode,
             ..PutOptions::default()
@@ -319,6 +327,7 @@ impl S3Backend {
         let probe = Path::from(format!("{}.probe-{}", self.key, self.writer));
         let first = self.put(&probe, b"probe", None).await?;
         let second = self.put(&probe, b"probe", None).await;
+        tracing::debug!("S3 request: DELETE {probe}");
         let _ = self.store.delete(&probe).await;
         match (first, second?) {
             (Some(_), None) => {}
@@ -550,6 +559,7 @@ fn release(
             }),
             ..PutOptions::default()
         };
+        tracing::debug!("S3 request: PUT {key} (If-Match, release)");
         match store.put_opts(key, PutPayload::from(body), options).await {
             // Taken over meanwhile: not ours to release.
             Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
