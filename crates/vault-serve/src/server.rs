@@ -34,6 +34,9 @@ pub struct ServerConfig {
 
 type Reply = Response<Full<Bytes>>;
 
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound server, not yet accepting.
 pub struct Server<B: Backend + 'static> {
     listener: TcpListener,
@@ -136,7 +139,12 @@ impl<B: Backend + 'static> App<B> {
             let app = Arc::clone(&self);
             async move { Ok::<_, Infallible>(app.handle(request, allowed).await) }
         });
+        // A client that never finishes its headers is dropped; one that
+        // may not ask gets its 403 and the connection closes.
         let served = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(allowed)
             .serve_connection(TokioIo::new(stream), service)
             .await;
         if let Err(error) = served {
