@@ -23,6 +23,8 @@ pub struct IssuedToken {
     pub token: SecretString,
     /// Unix seconds when it expires, if known.
     pub expires_at: Option<u64>,
+    /// The record's scopes.
+    pub scopes: Vec<String>,
     /// Set when the refresh failed for now and an older, still valid token
     /// is used: what went wrong.
     pub stale_because: Option<String>,
@@ -37,6 +39,7 @@ pub fn stored_token(record: &Record, now: u64, min_valid: Duration) -> Option<Is
     Some(IssuedToken {
         token: access.token.clone(),
         expires_at: access.expires_at,
+        scopes: record.scopes.clone(),
         stale_because: None,
     })
 }
@@ -60,6 +63,7 @@ pub fn choose_token(
     let issue = |access: &vault_format::AccessToken, stale_because| IssuedToken {
         token: access.token.clone(),
         expires_at: access.expires_at,
+        scopes: record.scopes.clone(),
         stale_because,
     };
     match (class, unexpired(0), unexpired(STALE_MARGIN)) {

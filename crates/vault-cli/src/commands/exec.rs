@@ -87,9 +87,20 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         // everything holding a secret was dropped with the runtime.
         std::process::exit(code);
     }
-    let token = super::token::valid_token(ctx, &args.name, args.min_valid)?;
+    let issued = super::token::valid_token(ctx, &args.name, args.min_valid)?;
+    let token = issued.token;
     let mut command = command(args)?;
     let env = args.env.as_deref().unwrap_or("TOKVAULT_ACCESS_TOKEN");
+    // How long the token lasts: a job that runs longer knows when to ask
+    // again (`tokvault token --json`).
+    if let Some(expires_at) = issued.expires_at {
+        let expires_in = expires_at.saturating_sub(vault_engine::unix_now());
+        command.env(
+            format!("{env}_EXPIRES_AT"),
+            vault_oauth::rfc3339(expires_at),
+        );
+        command.env(format!("{env}_EXPIRES_IN"), expires_in.to_string());
+    }
     // exec replaces this process: the child's exit status is ours, and no
     // decrypted state outlives the switch.
     let error = command.env(env, token.expose_secret()).exec();

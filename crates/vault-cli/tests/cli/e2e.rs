@@ -425,3 +425,48 @@ fn a_server_that_is_down_exits_4_and_leaves_the_vault_byte_identical() {
     );
     sandbox.run(&["verify"]).assert_code(0);
 }
+
+/// `token --json` says how long the token lasts, `exec` tells the job in
+/// `VAR_EXPIRES_AT`/`VAR_EXPIRES_IN`, and a provider lifetime shorter than
+/// `--min-valid` is warned about.
+#[test]
+fn token_json_and_exec_say_when_the_token_expires() {
+    let Some(story) = Story::start(true, 120) else {
+        return;
+    };
+    let run = story
+        .sandbox
+        .run(&["token", "demo", "--json", "--min-valid", "5m"]);
+    assert_secret_code(&run, 0);
+    let token: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["scopes"][0], "offline_access");
+    let expires_in = token["expires_in"].as_u64().expect("expires_in");
+    assert!((100..=120).contains(&expires_in), "{expires_in}");
+    let expires_at = token["expires_at"].as_str().expect("expires_at");
+    assert!(
+        expires_at.ends_with('Z') && expires_at.contains('T'),
+        "{expires_at}"
+    );
+    assert!(
+        run.stderr.contains("less than --min-valid"),
+        "a 2-minute token under a 5-minute --min-valid is warned about: {}",
+        run.stderr
+    );
+    let run = story.sandbox.run(&[
+        "exec",
+        "demo",
+        "--min-valid",
+        "1m",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$TOKVAULT_ACCESS_TOKEN_EXPIRES_AT $TOKVAULT_ACCESS_TOKEN_EXPIRES_IN\"",
+    ]);
+    assert_secret_code(&run, 0);
+    let (at, secs) = run.stdout.trim().split_once(' ').expect("two values");
+    assert_eq!(at, expires_at, "the same token, the same expiry");
+    assert!(secs.parse::<u64>().expect("seconds") <= expires_in);
+    let run = story.sandbox.run(&["header", "demo", "--json"]);
+    run.assert_code(2);
+}
