@@ -104,10 +104,19 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     // exec replaces this process: the child's exit status is ours, and no
     // decrypted state outlives the switch.
     let error = command.env(env, token.expose_secret()).exec();
-    Err(CliError::failure(format!(
-        "cannot run {:?}: {error}",
-        args.command[0]
-    )))
+    drop(token);
+    // As a shell reports a command it cannot run: 127 not found, 126 not
+    // executable.
+    eprintln!("tokvault: error: cannot run {:?}: {error}", args.command[0]);
+    std::process::exit(spawn_failure_code(&error));
+}
+
+/// The exit code a shell gives a command that could not be started.
+fn spawn_failure_code(error: &std::io::Error) -> i32 {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    }
 }
 
 /// The command, without what unlocks the vault in its environment.
@@ -272,12 +281,8 @@ async fn run_child(command: Command, program: &str, signals: &mut StopSignals) -
     let mut child = match tokio::process::Command::from(command).spawn() {
         Ok(child) => child,
         Err(error) => {
-            let code = match error.kind() {
-                std::io::ErrorKind::NotFound => 127,
-                _ => 126,
-            };
             eprintln!("tokvault: error: cannot run {program:?}: {error}");
-            return code;
+            return spawn_failure_code(&error);
         }
     };
     match forward_signals_until_exit(&mut child, signals).await {

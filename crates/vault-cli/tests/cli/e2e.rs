@@ -469,4 +469,14 @@ fn token_json_and_exec_say_when_the_token_expires() {
     assert!(secs.parse::<u64>().expect("seconds") <= expires_in);
     let run = story.sandbox.run(&["header", "demo", "--json"]);
     run.assert_code(2);
+    // A command that does not exist: 127, as a shell says.
+    let run = story
+        .sandbox
+        .run(&["exec", "demo", "--", "no-such-program-here"]);
+    run.assert_code(127);
+    assert!(
+        run.stderr.contains("no-such-program-here"),
+        "{}",
+        run.stderr
+    );
 }
