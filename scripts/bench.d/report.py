@@ -327,7 +327,8 @@ def serve_rows(report, results):
     report.row(
         "6",
         "`tokvault serve --gce`: requests/s of the token endpoint vs a minimal hyper server "
-        f"answering a fixed JSON of the same shape on the same runtime (the floor), {load}",
+        f"answering a fixed JSON of the same shape on the same runtime (the floor), {load}; "
+        "ratio: median of the rounds' ratios (floor, then serve, back to back)",
         f"{r['serve_rps']:,.0f} req/s", f"floor {r['floor_rps']:,.0f} req/s",
         r["rps_ratio"], SERVE_RPS_GOAL, at_least=True,
     )
@@ -355,17 +356,19 @@ def serve_rows(report, results):
         "server process's user + system time over the run, per request; the load average "
         "(1 min) is read just after each run, wrk's own load included.",
         "",
-        "| Round | Server | Requests/s | p50 (ms) | p99 (ms) | CPU per request | Load after |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| Round | Server | Requests/s | Serve / floor | p50 (ms) | p99 (ms) | CPU per request "
+        "| Load after |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for run in r["runs"]:
-        if run["round"] == 0:
-            continue
+    measured = [run for run in r["runs"] if run["round"] > 0]
+    ratios = dict(zip(sorted({run["round"] for run in measured}), r["rps_ratios"]))
+    for run in measured:
         cpu = run.get("cpu_per_request_s")
+        ratio = fmt_ratio(ratios[run["round"]]) if run["side"] == "serve" else ""
         report.details.append(
-            f"| {run['round']} | {run['side']} | {run['rps']:,.0f} | {ms(run['p50_s'])} | "
-            f"{ms(run['p99_s'])} | {fmt_time(cpu) if cpu is not None else '–'} | "
-            f"{run['loadavg'].split()[0]} |"
+            f"| {run['round']} | {run['side']} | {run['rps']:,.0f} | {ratio} | "
+            f"{ms(run['p50_s'])} | {ms(run['p99_s'])} | "
+            f"{fmt_time(cpu) if cpu is not None else '–'} | {run['loadavg'].split()[0]} |"
         )
     cpu = {side: r.get(f"{side}_cpu_per_request_s") for side in ("floor", "serve")}
     cpu_text = (
@@ -377,7 +380,8 @@ def serve_rows(report, results):
         "",
         f"Medians: serve {r['serve_rps']:,.0f} requests/s, p50 {ms(r['serve_p50_s'])} ms, "
         f"p99 {ms(r['serve_p99_s'])} ms; floor {r['floor_rps']:,.0f} requests/s, "
-        f"p50 {ms(r['floor_p50_s'])} ms, p99 {ms(r['floor_p99_s'])} ms.{cpu_text} "
+        f"p50 {ms(r['floor_p50_s'])} ms, p99 {ms(r['floor_p99_s'])} ms; ratio of the "
+        f"medians {fmt_ratio(r['rps_ratio_of_medians'])}.{cpu_text} "
         f"Peak RSS (VmHWM) after the load: serve {fmt_mib(r['serve_hwm_kib'])}, floor "
         f"{fmt_mib(r['floor_hwm_kib'])}.",
         "",

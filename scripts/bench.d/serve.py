@@ -19,8 +19,10 @@ must have passed serve's checks (peer uid, Host, Metadata-Flavor). Prints the
 run as one JSON line.
 
 collect: the medians per side over the rounds (round 0 is the warm-up and
-is left out) and their ratios, with the peak RSS of both servers; writes one
-JSON object.
+is left out), with the peak RSS of both servers; the throughput ratio is the
+median of the rounds' ratios (serve over the floor run just before it), so
+that a change of the machine's load between rounds, which moves both sides
+of a round alike, cancels out. Writes one JSON object.
 """
 
 import argparse
@@ -133,7 +135,15 @@ def collect(args):
             result[f"{side}_{key}"] = median(r[key] for r in side_runs)
         if all("cpu_per_request_s" in r for r in side_runs):
             result[f"{side}_cpu_per_request_s"] = median(r["cpu_per_request_s"] for r in side_runs)
-    result["rps_ratio"] = result["serve_rps"] / result["floor_rps"]
+    rounds = sorted({r["round"] for r in sides["serve"]})
+    by_round = {(r["side"], r["round"]): r for side_runs in sides.values() for r in side_runs}
+    try:
+        result["rps_ratios"] = [by_round["serve", n]["rps"] / by_round["floor", n]["rps"]
+                                for n in rounds]
+    except KeyError as e:
+        fail(f"{args.runs}: round {e.args[0][1]} lacks a run of {e.args[0][0]}")
+    result["rps_ratio"] = median(result["rps_ratios"])
+    result["rps_ratio_of_medians"] = result["serve_rps"] / result["floor_rps"]
     result["serve_hwm_kib"] = args.serve_hwm_kib
     result["floor_hwm_kib"] = args.floor_hwm_kib
     with open(args.out, "w", encoding="utf-8") as f:
