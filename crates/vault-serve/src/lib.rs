@@ -9,6 +9,8 @@
 //! prompts or exits: it logs through `tracing`.
 
 pub mod azure;
+pub mod endpoints;
+pub mod environment;
 pub mod gce;
 pub mod metrics;
 pub mod peer;

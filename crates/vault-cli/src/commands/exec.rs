@@ -5,7 +5,6 @@
 //! itself and asks for fresh tokens for as long as it runs.
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
-use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,31 +46,6 @@ pub(crate) struct Args {
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
 }
-
-/// Variables that would make Google's libraries look elsewhere than the
-/// metadata server (or demand mTLS from it).
-const GCE_SHADOWS: [&str; 3] = [
-    "GOOGLE_APPLICATION_CREDENTIALS",
-    "NO_GCE_CHECK",
-    "GCE_METADATA_MTLS_MODE",
-];
-
-/// Variables that would make azure-identity choose another credential
-/// (Service Fabric, Arc, a service principal, workload identity) or a
-/// user-assigned identity.
-const AZURE_SHADOWS: [&str; 11] = [
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "AZURE_USERNAME",
-    "AZURE_PASSWORD",
-];
 
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     if let Some(env) = &args.env
@@ -186,10 +160,10 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
         let mut command = command(args)?;
         let port = bound.address.port();
         if args.gce_server {
-            gce_environment(&mut command, port);
+            vault_serve::environment::for_gce(&mut command, port);
         }
         if let Some(header) = &header {
-            azure_environment(&mut command, port, header);
+            vault_serve::environment::for_azure(&mut command, port, header);
         }
         if let Some(env) = &args.env {
             command.env(env, first.token.expose_secret());
@@ -209,62 +183,6 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
         let _ = server.await;
         Ok(code)
     })
-}
-
-/// Where Google's libraries find the metadata server, and nothing that
-/// would shadow it.
-fn gce_environment(command: &mut Command, port: u16) {
-    let host = format!("127.0.0.1:{port}");
-    for variable in ["GCE_METADATA_HOST", "GCE_METADATA_IP", "GCE_METADATA_ROOT"] {
-        command.env(variable, &host);
-    }
-    command.env("METADATA_SERVER_DETECTION", "assume-present");
-    for variable in GCE_SHADOWS {
-        command.env_remove(variable);
-    }
-    bypass_proxies(command);
-    if let Some(file) = gcloud_adc_file().filter(|f| f.exists()) {
-        tracing::warn!(
-            "{} exists: google.auth.default() and google-auth-library use it instead of the metadata server; \
-             move it aside (or set CLOUDSDK_CONFIG to an empty directory) for the job to get tokvault's tokens",
-            file.display()
-        );
-    }
-}
-
-/// gcloud's application default credentials, which Google's libraries
-/// prefer over a metadata server.
-fn gcloud_adc_file() -> Option<PathBuf> {
-    let config = std::env::var_os("CLOUDSDK_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))?;
-    Some(config.join("application_default_credentials.json"))
-}
-
-/// App Service's managed-identity variables, and nothing that would make
-/// azure-identity pick another credential.
-fn azure_environment(command: &mut Command, port: u16, header: &SecretString) {
-    command.env(
-        "IDENTITY_ENDPOINT",
-        format!("http://127.0.0.1:{port}{}", vault_serve::azure::PATH),
-    );
-    command.env("IDENTITY_HEADER", header.expose_secret());
-    for variable in AZURE_SHADOWS {
-        command.env_remove(variable);
-    }
-    bypass_proxies(command);
-}
-
-/// An inherited HTTP(S)_PROXY would send the loopback requests to the
-/// proxy: loopback goes on the no-proxy lists.
-fn bypass_proxies(command: &mut Command) {
-    for variable in ["NO_PROXY", "no_proxy"] {
-        let value = match std::env::var(variable) {
-            Ok(list) if !list.trim().is_empty() => format!("{list},127.0.0.1,localhost"),
-            _ => "127.0.0.1,localhost".to_owned(),
-        };
-        command.env(variable, value);
-    }
 }
 
 /// A per-run secret for `IDENTITY_HEADER`.
