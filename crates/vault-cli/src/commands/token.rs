@@ -65,7 +65,14 @@ pub(crate) fn valid_token(ctx: &Context, name: &str, min_valid: Duration) -> Res
     let max_run_time = crate::commands::refresh::DEFAULT_MAX_RUN_TIME;
     // A file backend answers without waiting: a still-valid token needs no
     // async runtime, and the vault is opened once.
-    let (issued, run) = match session.stored_token(name, min_valid).now_or_never() {
+    let local = matches!(session.backend(), vault_engine::AnyBackend::File(_));
+    let fast = if local {
+        session.stored_token(name, min_valid).now_or_never()
+    } else {
+        // A remote store needs the runtime's reactor even for one GET.
+        None
+    };
+    let (issued, run) = match fast {
         Some(Ok(Some(issued))) => return Ok(issued),
         Some(Err(error)) => return Err(error.into()),
         Some(Ok(None)) => block_on(session.refreshed_token(
