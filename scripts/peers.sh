@@ -57,14 +57,16 @@ npm_peer() {
 }
 
 # The test peers: panva's oidc-provider (Node, tests/oidc-provider),
-# google-auth-library (Node, tests/node-clients) and google-auth,
-# azure-identity & co. in a virtualenv (tests/python/requirements.txt).
+# google-auth-library and s3rver (Node, tests/node-clients) and google-auth,
+# azure-identity, moto, boto3 & co. in a virtualenv
+# (tests/python/requirements.txt).
 # Exports TOKVAULT_TEST_NODE and TOKVAULT_TEST_PYTHON for cargo test.
 setup_oauth_peers() {
     if ! have node || ! have npm; then
         peer_missing "node and npm are needed for the oidc-provider test peer"
     elif npm_peer tests/oidc-provider oidc-provider \
-        && npm_peer tests/node-clients google-auth-library; then
+        && npm_peer tests/node-clients google-auth-library \
+        && npm_peer tests/node-clients s3rver; then
         export TOKVAULT_TEST_NODE="$(command -v node)"
     fi
 
@@ -87,5 +89,39 @@ setup_oauth_peers() {
     fi
 }
 setup_oauth_peers
-echo "peers: TOKVAULT_TEST_NODE=${TOKVAULT_TEST_NODE:-unset} TOKVAULT_TEST_PYTHON=${TOKVAULT_TEST_PYTHON:-unset}"
+
+# The real S3 server: a single-node Ceph cluster with radosgw on loopback
+# (scripts/ceph-rgw), from Debian's packages. It stays running after the
+# tests (scripts/ceph-rgw stop stops it); a later run reuses it.
+# Exports TOKVAULT_TEST_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY.
+# TOKVAULT_S3_PEER=0 leaves it out on purpose (scripts/bench and
+# scripts/demo, which keep their vaults in files).
+setup_s3_peer() {
+    local tool missing=""
+    if [ "${TOKVAULT_S3_PEER:-1}" = 0 ]; then
+        echo "peers: the Ceph radosgw S3 peer is left out (TOKVAULT_S3_PEER=0)"
+        return 0
+    fi
+    for tool in radosgw radosgw-admin ceph-mon ceph-osd ceph monmaptool curl; do
+        have "$tool" || missing=1
+    done
+    if [ -n "$missing" ]; then
+        echo "peers: installing Debian's radosgw, ceph-mon, ceph-osd, ceph-common (S3 test peer)"
+        if ! apt_install --no-install-recommends radosgw ceph-mon ceph-osd ceph-common curl \
+            || ! have radosgw || ! have ceph-mon || ! have ceph-osd || ! have curl; then
+            peer_missing "could not install Ceph (radosgw, ceph-mon, ceph-osd, ceph-common)"
+            return 0
+        fi
+    fi
+    local endpoint
+    if endpoint=$(scripts/ceph-rgw start); then
+        export TOKVAULT_TEST_S3_ENDPOINT="$endpoint"
+        export TOKVAULT_TEST_S3_ACCESS_KEY=tokvault-test
+        export TOKVAULT_TEST_S3_SECRET_KEY=tokvault-test-secret
+    else
+        peer_missing "scripts/ceph-rgw could not start Ceph radosgw (logs: target/ceph-rgw/log)"
+    fi
+}
+setup_s3_peer
+echo "peers: TOKVAULT_TEST_NODE=${TOKVAULT_TEST_NODE:-unset} TOKVAULT_TEST_PYTHON=${TOKVAULT_TEST_PYTHON:-unset} TOKVAULT_TEST_S3_ENDPOINT=${TOKVAULT_TEST_S3_ENDPOINT:-unset}"
 

@@ -13,6 +13,7 @@ mod interop;
 mod login;
 mod monitoring;
 mod reliability;
+mod s3;
 mod servers;
 mod signals;
 
