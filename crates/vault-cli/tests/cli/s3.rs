@@ -331,8 +331,12 @@ fn a_rolled_back_object_is_refused() {
     );
 }
 
+/// Configuration the environment gets wrong is exit 1 with what to set;
+/// a malformed `--vault` is a usage error (2); an unreachable store is a
+/// temporary failure (4); wrong keys and a missing bucket say so (1). No
+/// vault is written in any of them.
 #[test]
-fn missing_credentials_and_plain_http_elsewhere_are_usage_errors() {
+fn bad_settings_and_unreachable_stores_fail_clearly() {
     let sandbox = Sandbox::new();
     let run: Run = sandbox
         .command()
@@ -340,22 +344,47 @@ fn missing_credentials_and_plain_http_elsewhere_are_usage_errors() {
         .output()
         .expect("run")
         .into();
-    run.assert_code(2);
+    run.assert_code(1);
     assert!(run.stderr.contains("AWS_ACCESS_KEY_ID"), "{}", run.stderr);
-    let run: Run = sandbox
-        .command()
-        .env("AWS_ENDPOINT_URL", "http://s3.example.com")
-        .env("AWS_ACCESS_KEY_ID", "id")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
-        .args(["--vault", "s3://bucket/vault.tokvault", "list"])
-        .output()
-        .expect("run")
-        .into();
-    run.assert_code(2);
+    let with_keys = |endpoint: &str, secret: &str, url: &str, args: &[&str]| -> Run {
+        sandbox
+            .command()
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", "tokvault-test")
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .args(["--vault", url])
+            .args(args)
+            .output()
+            .expect("run")
+            .into()
+    };
+    let run = with_keys("http://s3.example.com", "s", "s3://bucket/v", &["list"]);
+    run.assert_code(1);
     assert!(run.stderr.contains("must use https"), "{}", run.stderr);
     let run = sandbox.run_bare(&["--vault", "s3://Bucket/", "list"]);
     run.assert_code(2);
     assert!(run.stderr.contains("s3://BUCKET/KEY"), "{}", run.stderr);
+    // Nothing listens on port 1: retried, then a temporary failure.
+    let run = with_keys("http://127.0.0.1:1", "s", "s3://bucket/v", &["list"]);
+    run.assert_code(4);
+    assert!(run.stderr.contains("s3://bucket/v"), "{}", run.stderr);
+    let Some(server) = S3Server::ceph() else {
+        return;
+    };
+    let bucket = server.unique_bucket("settings");
+    let url = format!("s3://{bucket}/vault.tokvault");
+    let run = with_keys(&server.endpoint, "wrong-secret", &url, &["list"]);
+    run.assert_code(1);
+    let recipient = sandbox.keygen();
+    let url = format!("s3://no-such-bucket-{bucket}/vault.tokvault");
+    let run = with_keys(
+        &server.endpoint,
+        &server.secret_key,
+        &url,
+        &["init", "-r", &recipient],
+    );
+    run.assert_code(1);
+    assert!(run.stderr.contains("no-such-bucket"), "{}", run.stderr);
 }
 
 /// A holder killed with SIGKILL while its token request is out: another

@@ -141,7 +141,7 @@ impl std::fmt::Debug for S3Backend {
 fn check_endpoint(endpoint: &str) -> Result<bool> {
     let url = url::Url::parse(endpoint).map_err(|e| {
         EngineError::new(
-            ErrorKind::Usage,
+            ErrorKind::Failure,
             format!("AWS_ENDPOINT_URL {endpoint:?} is not a URL: {e}"),
         )
     })?;
@@ -155,7 +155,7 @@ fn check_endpoint(endpoint: &str) -> Result<bool> {
         "https" => Ok(false),
         "http" if loopback => Ok(true),
         _ => Err(EngineError::new(
-            ErrorKind::Usage,
+            ErrorKind::Failure,
             format!("the S3 endpoint {endpoint} must use https (plain http only on loopback)"),
         )),
     }
@@ -184,7 +184,7 @@ impl S3Backend {
         let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key)
         else {
             return Err(EngineError::new(
-                ErrorKind::Usage,
+                ErrorKind::Failure,
                 format!(
                     "no S3 credentials for {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
                      or give systemd credentials aws-access-key-id and aws-secret-access-key",
@@ -200,7 +200,7 @@ impl S3Backend {
         }
         let store = builder.clone().build().map_err(|e| {
             EngineError::new(
-                ErrorKind::Usage,
+                ErrorKind::Failure,
                 format!("cannot use {}: {e}", location.url()),
             )
         })?;
@@ -244,13 +244,19 @@ impl S3Backend {
     }
 
     fn error(&self, what: &str, error: &object_store::Error) -> EngineError {
-        let kind = match error {
+        let (kind, hint) = match error {
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => ErrorKind::Failure,
-            object_store::Error::Generic { .. } => ErrorKind::Temporary,
-            _ => ErrorKind::Failure,
+            | object_store::Error::Unauthenticated { .. } => (
+                ErrorKind::Failure,
+                "; check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the bucket policy",
+            ),
+            object_store::Error::Generic { .. } => (
+                ErrorKind::Temporary,
+                "; the store did not answer (nothing was changed): try again later",
+            ),
+            _ => (ErrorKind::Failure, ""),
         };
-        EngineError::new(kind, format!("{what} {}: {error}", self.location))
+        EngineError::new(kind, format!("{what} {}: {error}{hint}", self.location))
     }
 
     /// The object at `key` and its unquoted ETag, `None` when missing.
@@ -598,7 +604,7 @@ mod tests {
         assert_eq!(check_endpoint("http://[::1]:9000").ok(), Some(true));
         assert_eq!(check_endpoint("http://localhost:9000").ok(), Some(true));
         let refused = check_endpoint("http://s3.example.com").expect_err("plain http");
-        assert_eq!(refused.kind(), ErrorKind::Usage);
+        assert_eq!(refused.kind(), ErrorKind::Failure);
         assert!(check_endpoint("ftp://127.0.0.1").is_err());
     }
 
