@@ -2,11 +2,12 @@
 """Turns the raw results of scripts/bench into one table of ratios.
 
     report.py --results DIR --target-dir DIR --since EPOCH --started ISO-DATE \
-        --loadavg "L1 L5 L15" [--doc docs/BENCHMARKS.md]
+        --loadavg "L1 L5 L15" [--mode all|token|format|refresh|serve|s3] \
+        [--doc docs/BENCHMARKS.md]
 
 Reads what scripts/bench left in DIR (token.json from hyperfine, rss-*.txt
 from /usr/bin/time, refresh.json from refresh.py, serve.json from serve.py,
-commands.txt) and
+s3.json from s3.py, commands.txt) and
 criterion's medians (TARGET/criterion/<id>/new/estimates.json, only those
 written after EPOCH). Prints the table on stdout. With --doc, which needs
 every row, also writes the table, the machine, the details and the commands
@@ -35,6 +36,8 @@ RSS_BUDGET_KIB = 10 * 1024
 SERVE_RPS_GOAL = 0.70
 SERVE_P99_BUDGET_S = 0.002
 SERVE_RSS_BUDGET_KIB = 15 * 1024
+S3_TOKEN_REQUESTS_GOAL = 1
+S3_REFRESH_REQUESTS_GOAL = 5
 
 
 def fail(message):
@@ -141,6 +144,7 @@ def machine(args):
         ("node", command_output("node", "--version")),
         ("google-auth", google_auth),
         ("wrk", command_output("wrk", "--version", any_status=True).split(" Copyright")[0]),
+        ("radosgw", " ".join(command_output("radosgw", "--version").split()[:3])),
     ]
 
 
@@ -158,6 +162,10 @@ class Report:
                           goal_text or default_text, verdict(ratio, goal, at_least)))
         if not met(ratio, goal, at_least):
             self.misses.append(measure)
+
+    def info_row(self, number, measure, ours, baseline, ratio):
+        """A row without a goal: a figure to know, neither passed nor missed."""
+        self.rows.append((number, measure, ours, baseline, fmt_ratio(ratio), "—", "—"))
 
     def table(self):
         lines = [
@@ -388,6 +396,91 @@ def serve_rows(report, results):
     ]
 
 
+def s3_rows(report, results):
+    r = load_json(os.path.join(results, "s3.json"))
+    token_lines, refresh_lines = r["token_requests"], r["refresh_s3_requests"]
+    provider = r["refresh_provider_requests"]
+
+    def verbs(lines):
+        """GET, PUT lease, PUT release...: what each request did, in order."""
+        names = []
+        for line in lines:
+            words = line.split()
+            verb, key = words[2], words[3] if len(words) > 3 else ""
+            if "release" in line:
+                names.append(f"{verb} release")
+            elif key.endswith(".lease"):
+                names.append(f"{verb} lease")
+            else:
+                names.append(verb)
+        return ", ".join(names) or "none"
+
+    plural = lambda n: f"{n} request" + ("" if n == 1 else "s")  # noqa: E731
+    report.row(
+        "8",
+        "Requests of `tokvault token` (valid access token) on a vault in a bucket (Ceph radosgw), "
+        "counted in its `-vv` log, vs a budget of 1 (the GET of the vault)",
+        f"{plural(len(token_lines))} ({verbs(token_lines)})", plural(S3_TOKEN_REQUESTS_GOAL),
+        len(token_lines) / S3_TOKEN_REQUESTS_GOAL, 1.0,
+        f"≤ {plural(S3_TOKEN_REQUESTS_GOAL)}",
+    )
+    total = len(refresh_lines) + provider
+    report.row(
+        "8",
+        "Requests of a one-record `tokvault refresh --force` on a vault in a bucket, rotation "
+        "on: S3 requests (its `-vv` log) plus token-endpoint requests (the launcher's counter), "
+        "vs a budget of 5 (lease, GET, PUT, release, the provider)",
+        f"{plural(total)} ({len(refresh_lines)} S3: {verbs(refresh_lines)}; {provider} token endpoint)",
+        plural(S3_REFRESH_REQUESTS_GOAL), total / S3_REFRESH_REQUESTS_GOAL, 1.0,
+        f"≤ {plural(S3_REFRESH_REQUESTS_GOAL)}",
+    )
+    for what, measure, runs in (
+        ("token", "`tokvault token` (valid access token)", r["runs"]),
+        ("refresh", "one-record `tokvault refresh --force` (rotation on)", r["refresh_runs"]),
+    ):
+        local, s3 = r[what]["local"], r[what]["s3"]
+        report.info_row(
+            "9",
+            f"Wall time of {measure}, vault in a bucket (radosgw on loopback) vs the same vault "
+            f"in a local file, whole process, hyperfine median of {runs} (no goal)",
+            fmt_time(s3["median"]), f"local file {fmt_time(local['median'])}",
+            s3["median"] / local["median"],
+        )
+    stats = r["server"]
+    report.details += [
+        "### 8. A vault in a bucket",
+        "",
+        f"`{r['url']}` on Ceph radosgw at {r['endpoint']} (scripts/ceph-rgw: one monitor, one "
+        "memstore OSD, all on this machine), next to the same vault in a local file "
+        f"({r['vault_bytes']:,} B, two records). The S3 requests as tokvault logged them "
+        "(`-vv`):",
+        "",
+        "| Command | Requests |",
+        "|---|---|",
+        f"| `token bench` | {'<br>'.join(f'`{line}`' for line in token_lines) or 'none'} |",
+        f"| `refresh --force fresh` | "
+        f"{'<br>'.join(f'`{line}`' for line in refresh_lines) or 'none'}"
+        f"<br>{provider} to the token endpoint |",
+        "",
+        "| Command | Vault | Median | Mean ± σ | Min | Max | User | System |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for what, name in (("token", "token bench"), ("refresh", "refresh --force fresh")):
+        for side, label in (("local", "local file"), ("s3", "bucket")):
+            t = r[what][side]
+            report.details.append(
+                f"| `{name}` | {label} | {fmt_time(t['median'])} | "
+                f"{fmt_time(t['mean'])} ± {fmt_time(t['stddev'])} | {fmt_time(t['min'])} | "
+                f"{fmt_time(t['max'])} | {fmt_time(t['user'])} | {fmt_time(t['system'])} |"
+            )
+    report.details += [
+        "",
+        f"Launcher counters after the runs: {stats['refreshes_ok']:,} refreshes, "
+        f"{stats['refresh_errors']} failed, {stats['replays_detected']} replays.",
+        "",
+    ]
+
+
 # ---------------------------------------------------------------- main
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -396,7 +489,7 @@ def main():
     parser.add_argument("--since", type=float, required=True)
     parser.add_argument("--started", required=True)
     parser.add_argument("--loadavg", required=True)
-    parser.add_argument("--mode", choices=("all", "token", "format", "refresh", "serve"),
+    parser.add_argument("--mode", choices=("all", "token", "format", "refresh", "serve", "s3"),
                         default="all")
     parser.add_argument("--doc")
     args = parser.parse_args()
@@ -413,6 +506,8 @@ def main():
         refresh_rows(report, results)
     if wanted("serve"):
         serve_rows(report, results)
+    if wanted("s3"):
+        s3_rows(report, results)
     report.rows.sort(key=lambda row: row[0])  # stable: rows keep their order within a number
     table = report.table()
 
@@ -454,7 +549,8 @@ def write_doc(args, report, table):
         "",
         f"Measured by `scripts/bench` on {args.started}. Every ratio is tokvault's figure "
         "divided by the baseline measured in the same run; below 1 is faster (or smaller), "
-        "except for throughput (requests/s, row 6), where above 1 is faster.",
+        "except for throughput (requests/s, row 6), where above 1 is faster. Rows 9 have no "
+        "goal: they show what a vault in a bucket costs next to a local file.",
         "",
         *table,
         "",

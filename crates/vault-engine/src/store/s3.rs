@@ -368,6 +368,14 @@ impl S3Backend {
 
     /// One attempt to take the lease; `Ok(None)` while someone holds it.
     async fn try_take(&self) -> Result<Option<String>> {
+        // The lease this host released last, if nobody has touched it
+        // since: taken with one conditional PUT instead of a GET and a PUT.
+        if let Some(released) = self.released_here() {
+            let body = self.lease_body(false);
+            if let Some(etag) = self.put(&self.lease_key, &body, Some(&released)).await? {
+                return Ok(Some(etag));
+            }
+        }
         let current = self.get(&self.lease_key).await?;
         let Some((body, etag)) = current else {
             return self
@@ -406,6 +414,34 @@ impl S3Backend {
         }
         self.put(&self.lease_key, &self.lease_body(false), Some(&etag))
             .await
+    }
+}
+
+impl S3Backend {
+    /// Where this host keeps the ETag of the lease it released last.
+    fn released_path(&self) -> PathBuf {
+        self.state_dir
+            .join("s3-lease")
+            .join(fsio::hex(&sha2_16(self.location.as_bytes())))
+    }
+
+    fn released_here(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.released_path()).ok()?;
+        Some(text.trim().to_owned()).filter(|etag| !etag.is_empty())
+    }
+
+    /// Remembers (or forgets, with `None`) the ETag of the lease this host
+    /// just released; a failure only costs a request next time.
+    fn remember_released(&self, etag: Option<&str>) {
+        let path = self.released_path();
+        let remembered = match etag {
+            Some(etag) => fsio::ensure_private_dir(&fsio::parent_of(&path))
+                .and_then(|()| fsio::write_atomic(&path, etag.as_bytes(), true)),
+            None => Ok(()),
+        };
+        if etag.is_none() || remembered.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
     }
 }
 
@@ -536,22 +572,27 @@ impl Drop for S3Lease<'_> {
                 .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        if let Err(error) | Ok(Err(error)) = outcome {
-            tracing::warn!(
-                "the lease of {} was not released ({error}); other hosts wait for it to expire",
-                self.backend.location
-            );
+        match outcome {
+            Ok(Ok(released)) => self.backend.remember_released(released.as_deref()),
+            Err(error) | Ok(Err(error)) => {
+                self.backend.remember_released(None);
+                tracing::warn!(
+                    "the lease of {} was not released ({error}); other hosts wait for it to expire",
+                    self.backend.location
+                );
+            }
         }
     }
 }
 
-/// Overwrites our lease with a released one, only if it is still ours.
+/// Overwrites our lease with a released one, only if it is still ours;
+/// the released lease's ETag, `None` when it was no longer ours.
 fn release(
     fresh: &Fresh,
     key: &Path,
     etag: String,
     body: Vec<u8>,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Option<String>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -567,8 +608,9 @@ fn release(
         };
         tracing::debug!("S3 request: PUT {key} (If-Match, release)");
         match store.put_opts(key, PutPayload::from(body), options).await {
+            Ok(put) => Ok(put.e_tag.map(unquote)),
             // Taken over meanwhile: not ours to release.
-            Ok(_) | Err(object_store::Error::Precondition { .. }) => Ok(()),
+            Err(object_store::Error::Precondition { .. }) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     })
@@ -658,6 +700,28 @@ mod tests {
             b.read().await.expect("read").expect("vault").bytes,
             b"vault 3"
         );
+    }
+
+    #[tokio::test]
+    async fn the_lease_this_host_released_is_retaken_only_while_untouched() {
+        let store = Arc::new(InMemory::new());
+        let (here, there) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let a = backend(&store, here.path(), Duration::from_secs(60));
+        let b = backend(&store, there.path(), Duration::from_secs(60));
+        drop(a.acquire(Duration::ZERO).await.expect("free"));
+        let remembered = a.released_here().expect("a remembers its release");
+        let (_, etag) = a.get(&a.lease_key).await.expect("get").expect("lease");
+        assert_eq!(remembered, etag);
+        // Another host uses the lease meanwhile: the memo is stale, and
+        // taking the lease falls back to reading it.
+        drop(b.acquire(Duration::ZERO).await.expect("released by a"));
+        let lease = a.acquire(Duration::ZERO).await.expect("released by b");
+        // Held now: nobody else gets it, whatever they remember.
+        assert!(b.acquire(Duration::ZERO).await.is_err(), "held by a");
+        drop(lease);
     }
 
     #[tokio::test]
