@@ -301,8 +301,8 @@ fn a_store_that_ignores_conditional_writes_is_refused() {
     assert!(run.stderr.contains("no vault"), "{}", run.stderr);
 }
 
-/// An older copy of the object put back (a replayed backup) is refused
-/// with exit 5, as a rolled-back file is.
+/// An older copy of the object put back (a replayed backup) or a tampered
+/// one is refused with exit 5, as such a file is.
 #[test]
 fn a_rolled_back_object_is_refused() {
     let Some(server) = S3Server::moto() else {
@@ -321,6 +321,7 @@ fn a_rolled_back_object_is_refused() {
         .expect("bucket");
     let old = get_object(&server, bucket, "team/vault.tokvault");
     host.run(&["refresh", "--force"]).assert_code(0);
+    let current = get_object(&server, bucket, "team/vault.tokvault");
     put_object(&server, bucket, "team/vault.tokvault", &old);
     let run = host.run(&["list"]);
     run.assert_code(5);
@@ -329,6 +330,12 @@ fn a_rolled_back_object_is_refused() {
         "{}",
         run.stderr
     );
+    // A tampered object (its last byte flipped) is refused too.
+    let mut tampered = current;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    put_object(&server, bucket, "team/vault.tokvault", &tampered);
+    host.run(&["list"]).assert_code(5);
 }
 
 /// Configuration the environment gets wrong is exit 1 with what to set;
