@@ -480,3 +480,64 @@ fn token_json_and_exec_say_when_the_token_expires() {
         run.stderr
     );
 }
+
+/// The README's refresh-handler recipe: unmodified google-auth in a job
+/// that tokvault does not start, through several refreshes (rotation on).
+/// google-auth refuses a token with less than 225 s left, so the tokens
+/// live 240 s and `--min-valid` is 235 s: google-auth asks again after
+/// 15 s, and gets a new one.
+#[test]
+fn the_refresh_handler_recipe_keeps_google_auth_going_across_expiries() {
+    let Some(story) = Story::start(true, 240) else {
+        return;
+    };
+    let Some(python) = crate::peers::peer("TOKVAULT_TEST_PYTHON", "google-auth") else {
+        return;
+    };
+    let seconds = crate::common::env_count("TOKVAULT_RECIPE_SECONDS", 35);
+    let vault = story.sandbox.vault();
+    let identity = story.sandbox.identity();
+    let output = story
+        .sandbox
+        .command()
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .fold(std::process::Command::new(&python), |mut c, (k, v)| {
+            c.env(k, v);
+            c
+        })
+        .env("MIN_VALID", "235s")
+        .arg(crate::peers::repo_root().join("tests/python/refresh_handler_job.py"))
+        .arg(seconds.to_string())
+        .arg("demo")
+        .arg(crate::common::TOKVAULT)
+        .arg("--vault")
+        .arg(&vault)
+        .arg("-i")
+        .arg(&identity)
+        .output()
+        .expect("run the recipe");
+    let run: Run = output.into();
+    assert_secret_code(&run, 0);
+    let tokens: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| {
+            let line: Value = serde_json::from_str(l).expect("a JSON line");
+            line["token"].as_str().expect("token").to_owned()
+        })
+        .collect();
+    assert!(
+        tokens.len() >= 3,
+        "at least two refreshes: {} tokens",
+        tokens.len()
+    );
+    let last = tokens.last().expect("a token");
+    assert!(
+        story
+            .rt
+            .block_on(story.server.is_active(crate::peers::BASIC_CLIENT, last)),
+        "the current token is active"
+    );
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+}
