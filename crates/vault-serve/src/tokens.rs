@@ -153,6 +153,9 @@ pub struct Tokens<B: Backend + 'static> {
     slots: BTreeMap<String, Mutex<SlotState>>,
     report: RunReport,
     worker: tokio::sync::mpsc::UnboundedSender<Job>,
+    /// Set by [`Tokens::drain`]: no refresh starts any more, so none can
+    /// be cut short by the process ending after the drain.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 /// Runs refreshes on a thread of their own, each as a local task: the
@@ -196,6 +199,7 @@ impl<B: Backend + 'static> Tokens<B> {
     ) -> std::io::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             worker: start_worker()?,
+            closing: std::sync::atomic::AtomicBool::new(false),
             session,
             refresher,
             settings,
@@ -291,6 +295,15 @@ impl<B: Backend + 'static> Tokens<B> {
         // A finished one whose task died left no outcome: start anew.
         if let Some(pending) = state.inflight.as_ref().filter(|p| p.peek().is_none()) {
             return pending.clone();
+        }
+        // Checked under the slot's lock, which drain() also takes after
+        // setting the flag: a refresh either starts before it looks, or not.
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            let failure = Failure {
+                kind: ErrorKind::Temporary,
+                message: "the server is stopping; ask again".to_owned(),
+            };
+            return async move { Err(failure) }.boxed().shared();
         }
         let this = Arc::clone(self);
         let name = name.to_owned();
@@ -419,8 +432,11 @@ impl<B: Backend + 'static> Tokens<B> {
         }
     }
 
-    /// Waits for every refresh in flight (and its save) to end.
+    /// Starts no more refreshes, and waits for every one in flight (and
+    /// its save) to end.
     pub async fn drain(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let pending: Vec<Pending> = self
             .slots
             .values()

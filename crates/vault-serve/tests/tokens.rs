@@ -173,3 +173,20 @@ async fn a_short_lifetime_is_served_for_half_of_it_not_refreshed_per_request() {
     }
     assert_eq!(server.requests().len(), 1, "one refresh per half lifetime");
 }
+
+/// After `drain` (a stopping server), a request that would need a refresh
+/// starts none: the process may end right after, and a refresh cut short
+/// there would lose a rotated token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_cache_starts_no_refresh() {
+    let server = FaultServer::with(|_| Action::token("fresh")).await;
+    let f = fixture(&server.url("/token"), None, 300);
+    f.tokens.drain().await;
+    let failure = f.tokens.get("mail").await.expect_err("stopping");
+    assert_eq!(failure.kind, ErrorKind::Temporary);
+    assert!(
+        server.requests().is_empty(),
+        "a refresh started after the drain"
+    );
+    assert_eq!(f.backend.commits(), 0);
+}
