@@ -67,6 +67,15 @@ impl<'a> Host<'a> {
         }
     }
 
+    /// The bucket of its vault's URL.
+    fn bucket(&self) -> &str {
+        self.url
+            .trim_start_matches("s3://")
+            .split('/')
+            .next()
+            .expect("bucket")
+    }
+
     fn command(&self) -> Command {
         let mut command = self.sandbox.command();
         command
@@ -225,12 +234,7 @@ fn a_dead_holders_lease_is_taken_over_after_its_ttl() {
     };
     let rt = crate::e2e::runtime();
     let host = vault_with_record(&server, &provider, &rt);
-    let bucket = host
-        .url
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .expect("bucket");
+    let bucket = host.bucket();
     put_object(
         &server,
         bucket,
@@ -313,12 +317,7 @@ fn a_rolled_back_object_is_refused() {
     };
     let rt = crate::e2e::runtime();
     let host = vault_with_record(&server, &provider, &rt);
-    let bucket = host
-        .url
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .expect("bucket");
+    let bucket = host.bucket();
     let old = get_object(&server, bucket, "team/vault.tokvault");
     host.run(&["refresh", "--force"]).assert_code(0);
     let current = get_object(&server, bucket, "team/vault.tokvault");

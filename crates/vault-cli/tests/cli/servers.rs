@@ -72,6 +72,21 @@ fn assert_no_secret_leaked(story: &Story, run: &Run) {
     }
 }
 
+/// The job exited 0 and printed one JSON line whose token is active at
+/// the provider; nothing secret leaked and the provider saw no replay.
+fn one_active_token(story: &Story, run: &Run) -> Vec<Value> {
+    assert_secret_code(run, 0);
+    let got = lines(run);
+    assert_eq!(got.len(), 1, "{}", run.stderr);
+    assert!(
+        is_active(story, &got[0]["token"]),
+        "the served token is active"
+    );
+    assert_no_secret_leaked(story, run);
+    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
+    got
+}
+
 #[test]
 fn google_auth_default_gets_active_tokens_from_exec_gce_server() {
     let Some(story) = Story::start(true, 3600) else {
@@ -83,21 +98,13 @@ fn google_auth_default_gets_active_tokens_from_exec_gce_server() {
         &["--gce-server", "--project-id", "tokvault-demo"],
         &[python.as_os_str(), script("gce_client.py").as_os_str()],
     );
-    assert_secret_code(&run, 0);
-    let got = lines(&run);
-    assert_eq!(got.len(), 1, "{}", run.stderr);
+    let got = one_active_token(&story, &run);
     assert_eq!(
         got[0]["class"], "google.auth.compute_engine.credentials.Credentials",
         "google.auth.default() chose the metadata server"
     );
     assert_eq!(got[0]["project"], "tokvault-demo");
     assert_eq!(got[0]["email"], "demo@tokvault.invalid");
-    assert!(
-        is_active(&story, &got[0]["token"]),
-        "the served token is active"
-    );
-    assert_no_secret_leaked(&story, &run);
-    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
 }
 
 #[test]
@@ -114,20 +121,12 @@ fn google_auth_library_for_node_gets_active_tokens_from_exec_gce_server() {
         &["--gce-server"],
         &[node.as_os_str(), client.as_os_str()],
     );
-    assert_secret_code(&run, 0);
-    let got = lines(&run);
-    assert_eq!(got.len(), 1, "{}", run.stderr);
+    let got = one_active_token(&story, &run);
     assert_eq!(
         got[0]["class"], "Compute",
         "GoogleAuth chose the metadata server"
     );
     assert_eq!(got[0]["email"], "demo@tokvault.invalid");
-    assert!(
-        is_active(&story, &got[0]["token"]),
-        "the served token is active"
-    );
-    assert_no_secret_leaked(&story, &run);
-    assert_no_replay_or_error(&server_stats(&story.rt, &story.server));
 }
 
 #[test]
@@ -147,13 +146,7 @@ fn azure_identity_gets_active_tokens_from_exec_azure_server() {
             "https://graph.microsoft.com/.default".as_ref(),
         ],
     );
-    assert_secret_code(&run, 0);
-    let got = lines(&run);
-    assert_eq!(got.len(), 1, "{}", run.stderr);
-    assert!(
-        is_active(&story, &got[0]["token"]),
-        "the served token is active"
-    );
+    let got = one_active_token(&story, &run);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -464,7 +457,7 @@ fn serve_refuses_what_the_contract_refuses() {
 /// Another local user (nobody) is refused, as root can arrange here.
 #[test]
 #[allow(clippy::print_stderr)] // a skipped test says why
-fn serve_refuses_another_local_user() {
+fn serve_refuses_another_local_user_unless_allowed() {
     if !rustix_is_root() {
         eprintln!("skipping: switching to another user needs root");
         return;
@@ -472,12 +465,25 @@ fn serve_refuses_another_local_user() {
     let Some(story) = Story::start(true, 3600) else {
         return;
     };
-    let serving = Serving::start(&story.sandbox, &["--gce", "demo"]);
+    // The same request as nobody: refused, then answered once nobody's
+    // uid is allowed.
+    let refused = Serving::start(&story.sandbox, &["--gce", "demo"]);
+    let (status, _, body) = get_as_nobody(refused.port);
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("access_token"));
+    drop(refused);
+    let allowed = Serving::start(&story.sandbox, &["--gce", "demo", "--allow-uid", "65534"]);
+    let (status, _, body) = get_as_nobody(allowed.port);
+    assert_eq!(status, 200, "--allow-uid 65534 lets nobody in");
+    assert!(body.contains("access_token"));
+}
+
+/// The token request, sent by a process running as nobody (uid 65534).
+fn get_as_nobody(port: u16) -> (u16, Vec<(String, String)>, String) {
     let request = format!(
         "exec 3<>/dev/tcp/127.0.0.1/{port}; \
          printf 'GET /computeMetadata/v1/instance/service-accounts/default/token HTTP/1.1\\r\\nHost: 127.0.0.1:{port}\\r\\nMetadata-Flavor: Google\\r\\nConnection: close\\r\\n\\r\\n' >&3; \
-         cat <&3",
-        port = serving.port
+         cat <&3"
     );
     let as_nobody = Command::new("setpriv")
         .args([
@@ -490,10 +496,7 @@ fn serve_refuses_another_local_user() {
         .arg(&request)
         .output()
         .expect("run setpriv");
-    let response = String::from_utf8_lossy(&as_nobody.stdout);
-    let (status, _, body) = parse_response(&response);
-    assert_eq!(status, 403, "{body}");
-    assert!(!body.contains("access_token"));
+    parse_response(&String::from_utf8_lossy(&as_nobody.stdout))
 }
 
 fn rustix_is_root() -> bool {
@@ -508,7 +511,7 @@ fn rustix_is_root() -> bool {
 }
 
 #[test]
-fn serve_checks_the_identity_header_in_constant_time_and_answers_azure() {
+fn serve_checks_the_identity_header_and_answers_azure() {
     let Some(story) = Story::start(true, 3600) else {
         return;
     };
