@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgAction, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum,
+};
 
 use crate::commands;
 use crate::duration::parse_duration;
@@ -15,9 +17,7 @@ use crate::duration::parse_duration;
     name = "tokvault",
     version,
     about,
-    after_help = "Exit codes: 0 success, 1 error, 2 usage, 3 re-authorization required, \
-                  4 temporary failure (retry later), 5 vault cannot be opened or trusted, \
-                  6 new tokens kept in a rescue file (the vault could not be written)."
+    after_help = crate::error::Exit::help()
 )]
 pub(crate) struct Cli {
     #[command(flatten)]
@@ -26,8 +26,42 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options every command accepts.
+impl Cli {
+    /// Parses the command line. An empty variable (`TOKVAULT_IDENTITY=`)
+    /// counts as unset, as in most tools, instead of clap's "a value is
+    /// required" for a value nobody typed.
+    pub(crate) fn parse_args() -> Result<Self, clap::Error> {
+        let command = ignore_empty_env(Self::command());
+        Self::from_arg_matches(&command.try_get_matches()?)
+    }
+}
+
+fn ignore_empty_env(mut command: clap::Command) -> clap::Command {
+    let empty: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|arg| {
+            arg.get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|value| value.is_empty())
+        })
+        .map(|arg| arg.get_id().clone())
+        .collect();
+    for id in empty {
+        command = command.mut_arg(id, |arg| arg.env(None));
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, ignore_empty_env);
+    }
+    command
+}
+
+/// Options every command accepts, shown after each command's own.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct Global {
     /// Vault file, or s3://BUCKET/KEY (endpoint and credentials from the
     /// AWS_* variables) [default: $XDG_DATA_HOME/tokvault/vault.tokvault]

@@ -14,6 +14,7 @@ use vault_format::SecretString;
 
 use crate::cli::Global;
 use crate::error::{CliError, Result};
+use crate::ui::output::Report;
 
 /// The session every command opens the vault with.
 pub(crate) type VaultSession = Session<AnyBackend>;
@@ -35,6 +36,8 @@ pub(crate) struct Context {
     /// `-i`; the unlock material is loaded only when a command opens the
     /// vault.
     identities: Vec<PathBuf>,
+    /// Where `init`, `import`, `remove` and `rekey` say what they did.
+    pub(crate) report: Report,
 }
 
 impl Context {
@@ -47,6 +50,7 @@ impl Context {
             accept_rollback: global.accept_rollback,
             passphrase_file: global.passphrase_file.clone(),
             identities: global.identities.clone(),
+            report: Report::new(global.quiet, global.log_format),
         }
     }
 

@@ -22,6 +22,29 @@ pub(crate) enum Exit {
 }
 
 impl Exit {
+    /// Every exit code and what it means: `--help` and the man pages.
+    pub(crate) const MEANINGS: [(u8, &str); 7] = [
+        (0, "success"),
+        (1, "error"),
+        (2, "usage"),
+        (3, "re-authorization required"),
+        (4, "temporary failure (retry later)"),
+        (5, "vault cannot be opened or trusted"),
+        (
+            6,
+            "new tokens kept in a rescue file (the vault could not be written)",
+        ),
+    ];
+
+    /// The exit codes as one sentence, for `--help`.
+    pub(crate) fn help() -> String {
+        let codes: Vec<String> = Self::MEANINGS
+            .iter()
+            .map(|(code, meaning)| format!("{code} {meaning}"))
+            .collect();
+        format!("Exit codes: {}.", codes.join(", "))
+    }
+
     /// What the codes a refresh run ends with mean (metrics help text).
     pub(crate) const REFRESH_CODES: &str = "0 ok, 1 error, 3 re-authorization required, \
          4 temporary failure, 5 untrusted vault, 6 new tokens kept in the rescue file";

@@ -21,8 +21,6 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 use crate::cli::{Cli, LogFormat};
 use crate::error::Exit;
 
@@ -85,7 +83,7 @@ fn init_logging(global: &cli::Global) {
 
 fn main() -> ExitCode {
     disable_core_dumps();
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();

@@ -32,11 +32,11 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
         args.token_uri.as_deref(),
         args.replace,
     ))??;
-    tracing::info!(
+    ctx.report.done(&format!(
         "imported {} into {}",
         imported.names.join(", "),
         session.location()
-    );
+    ));
     if imported.plaintext {
         warn_plaintext_input(&args.input);
     }

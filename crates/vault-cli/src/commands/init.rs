@@ -5,6 +5,7 @@ use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{Exit, Result};
 use crate::keys::slot_inputs;
+use crate::ui::output::plural;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -17,6 +18,10 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     block_on(session.check_absent())??;
     let (recipients, passphrase) = slot_inputs(&args.recipients, ctx.passphrase_file.as_deref())?;
     let slots = block_on(session.init(&recipients, passphrase.as_ref()))??;
-    tracing::info!("created {} with {slots} key slot(s)", session.location());
+    ctx.report.done(&format!(
+        "created {} with {}",
+        session.location(),
+        plural(slots, "key slot")
+    ));
     Ok(Exit::Success)
 }

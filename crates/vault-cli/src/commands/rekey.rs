@@ -6,6 +6,7 @@ use crate::cli::RecipientArgs;
 use crate::context::{Context, block_on};
 use crate::error::{CliError, Exit, Result};
 use crate::keys;
+use crate::ui::output::plural;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -31,15 +32,16 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let (count, with_passphrase) = block_on(session.rekey(&removed, added, |vault, current| {
         new_passphrase(ctx, args, vault, current)
     }))??;
-    tracing::info!(
-        "rekeyed {}: {count} recipient(s){}",
+    ctx.report.done(&format!(
+        "rekeyed {}: a new vault key, sealed to {}{}",
         session.location(),
+        plural(count, "recipient"),
         if with_passphrase {
             " and a passphrase"
         } else {
             ""
         }
-    );
+    ));
     Ok(Exit::Success)
 }
 

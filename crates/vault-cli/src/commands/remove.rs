@@ -17,6 +17,7 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     block_on(session.update(IfWriteFails::Fail, |vault| {
         vault_engine::vaults::remove_record(vault, name)
     }))??;
-    tracing::info!("removed {name:?}");
+    ctx.report
+        .done(&format!("removed {name} from {}", session.location()));
     Ok(Exit::Success)
 }

@@ -11,6 +11,45 @@ use crate::error::{CliError, Exit, Result};
 pub(crate) use vault_engine::human_duration;
 use vault_engine::metrics::refresh_token_issued_at;
 
+/// Where a command's one-line account of what it changed goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// Text logs: on stderr, so stdout stays for data.
+    Stderr,
+    /// JSON logs: an info event, like every other line on stderr.
+    Log,
+    /// `--quiet`.
+    Silent,
+}
+
+impl Report {
+    pub(crate) fn new(quiet: bool, log_format: crate::cli::LogFormat) -> Self {
+        match (quiet, log_format) {
+            (true, _) => Self::Silent,
+            (false, crate::cli::LogFormat::Text) => Self::Stderr,
+            (false, crate::cli::LogFormat::Json) => Self::Log,
+        }
+    }
+
+    /// Tells what a command changed (`created …`, `removed …`).
+    pub(crate) fn done(self, message: &str) {
+        match self {
+            Self::Stderr => eprintln!("{message}"),
+            Self::Log => tracing::info!("{message}"),
+            Self::Silent => {}
+        }
+    }
+}
+
+/// `1 key slot`, `2 key slots`.
+pub(crate) fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 /// Writes `text` and a newline to stdout, flushed.
 pub(crate) fn print_line(text: &str) -> Result<Exit> {
     let mut stdout = std::io::stdout().lock();

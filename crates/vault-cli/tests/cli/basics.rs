@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::common::{Sandbox, google_token_json, read};
+use crate::common::{Run, Sandbox, google_token_json, read};
 
 const TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
@@ -522,6 +522,83 @@ fn header_token_and_recipients_files() {
 }
 
 #[test]
+fn commands_that_change_the_vault_say_what_they_did_on_stderr() {
+    let sandbox = Sandbox::new();
+    let recipient = sandbox.keygen();
+    let vault = sandbox.vault();
+    let location = vault.display().to_string();
+    let said = |run: &Run, expected: &str| {
+        run.assert_code(0);
+        assert_eq!(run.stdout, "", "stdout stays for data");
+        assert_eq!(run.stderr.trim_end(), expected);
+    };
+    said(
+        &sandbox.run(&["init", "-r", &recipient]),
+        &format!("created {location} with 1 key slot"),
+    );
+    let token = sandbox.write(
+        "token.json",
+        &google_token_json("https://127.0.0.1:1/token", "id", "secret", "1//refresh"),
+    );
+    let token = token.to_str().expect("utf-8");
+    let quiet = sandbox.run(&["-q", "import", "--name", "quiet", token]);
+    said(&quiet, "");
+    let json = sandbox.run(&["--log-format", "json", "import", "--name", "json", token]);
+    json.assert_code(0);
+    let imported = format!("imported json into {location}");
+    let events: Vec<serde_json::Value> = json
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON lines only"))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["message"] == imported.as_str()),
+        "{}",
+        json.stderr
+    );
+    said(
+        &sandbox.run(&["remove", "quiet"]),
+        &format!("removed quiet from {location}"),
+    );
+    let second = Sandbox::new().keygen();
+    said(
+        &sandbox.run(&["rekey", "-r", &second]),
+        &format!("rekeyed {location}: a new vault key, sealed to 2 recipients"),
+    );
+}
+
+#[test]
+fn an_empty_variable_counts_as_unset() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    for variable in [
+        "TOKVAULT_IDENTITY",
+        "TOKVAULT_PASSPHRASE_FILE",
+        "TOKVAULT_STATE_DIR",
+        "TOKVAULT_WARN_REFRESH_AGE",
+    ] {
+        let run: Run = sandbox
+            .command_at(&sandbox.vault())
+            .env(variable, "")
+            .args(["list", "--json"])
+            .output()
+            .expect("run tokvault")
+            .into();
+        run.assert_code(0);
+    }
+    // An empty TOKVAULT_VAULT means the default vault, which is missing.
+    let run: Run = sandbox
+        .command()
+        .env("TOKVAULT_VAULT", "")
+        .arg("list")
+        .output()
+        .expect("run tokvault")
+        .into();
+    run.assert_code(1);
+    assert!(run.stderr.contains("tokvault init"), "{}", run.stderr);
+}
+
+#[test]
 fn every_command_help_shows_an_example() {
     let sandbox = Sandbox::new();
     let commands = [
@@ -533,6 +610,15 @@ fn every_command_help_shows_an_example() {
         run.assert_code(0);
         assert!(
             run.stdout.contains("Example: "),
+            "{command} --help: {}",
+            run.stdout
+        );
+        // The command's own options first, then the global ones.
+        let own = run.stdout.find("\nOptions:\n");
+        let global = run.stdout.find("\nGlobal options:\n");
+        let vault = run.stdout.find("--vault <PATH>");
+        assert!(
+            own.is_some() && own < global && global < vault,
             "{command} --help: {}",
             run.stdout
         );

@@ -309,6 +309,16 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
     login.assert_code(0);
     assert!(login.stdout.contains(".TH tokvault-login 1"));
     assert!(login.stdout.contains("\\-\\-no\\-browser"));
+    assert!(login.stdout.contains("tokvault\\-login \\-"), "NAME");
+    let global = login.stdout.find(".SH \"GLOBAL OPTIONS\"");
+    let vault = login.stdout.find("\\fB\\-\\-vault\\fR \\fI<PATH>");
+    let exit = login.stdout.find(".SH \"EXIT STATUS\"");
+    assert!(
+        global.is_some() && global < vault && vault < exit,
+        "the global options, then the exit codes: {}",
+        login.stdout
+    );
+    assert!(login.stdout.contains("re\\-authorization required"));
     sandbox.run_bare(&["man", "nosuch"]).assert_code(2);
     // groff, where installed, renders it without warnings.
     if let Ok(output) = Command::new("groff")
