@@ -203,13 +203,15 @@ impl<B: Backend> Session<B> {
             }
             other => other,
         };
-        opened.map_err(|error| {
-            let hint = if material.is_empty() {
-                " (no identity or passphrase was given: use -i PATH or --passphrase-file PATH)"
-            } else {
-                ""
-            };
-            EngineError::untrusted(format!("{}: {error}{hint}", self.location()))
+        opened.map_err(|error| match error {
+            // Nothing was tried: the cause is the missing key, not the file.
+            OpenError::CannotDecrypt(_) if material.is_empty() => EngineError::untrusted(format!(
+                "{}: no identity or passphrase was given to open it: use -i PATH \
+                 (or TOKVAULT_IDENTITY, or put the identity at $XDG_CONFIG_HOME/tokvault/identity.txt) \
+                 or --passphrase-file PATH",
+                self.location()
+            )),
+            error => EngineError::untrusted(format!("{}: {error}", self.location())),
         })
     }
 

@@ -110,6 +110,13 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     args.monitor
         .monitoring()
         .after_run(&session, &args.names, &summary, &run_metrics(exit));
+    for result in &summary.results {
+        if let Some(class) = result.class.filter(|c| *c != RefreshClass::Refreshed) {
+            let temporary = class == RefreshClass::Transient;
+            ctx.report
+                .record_failed(&result.name, &result.message, temporary);
+        }
+    }
     render(args.json, &summary, exit)?;
     Ok(exit)
 }

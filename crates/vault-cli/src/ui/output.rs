@@ -39,6 +39,17 @@ impl Report {
             Self::Silent => {}
         }
     }
+
+    /// A record a refresh run could not refresh, on stderr beside the
+    /// result line on stdout: an error even with `--quiet`, a temporary
+    /// failure as a warning. JSON logs already carry it as the run's event.
+    pub(crate) fn record_failed(self, name: &str, message: &str, temporary: bool) {
+        match (self, temporary) {
+            (Self::Log, _) | (Self::Silent, true) => {}
+            (_, false) => eprintln!("tokvault: error: {name}: {message}"),
+            (Self::Stderr, true) => eprintln!("tokvault: warning: {name}: {message}"),
+        }
+    }
 }
 
 /// `1 key slot`, `2 key slots`.

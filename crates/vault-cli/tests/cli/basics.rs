@@ -568,6 +568,74 @@ fn commands_that_change_the_vault_say_what_they_did_on_stderr() {
 }
 
 #[test]
+fn no_identity_is_said_first_and_no_backup_is_suggested() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let run: Run = sandbox
+        .command()
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("list")
+        .output()
+        .expect("run tokvault")
+        .into();
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains("no identity or passphrase was given")
+            && run.stderr.contains("-i PATH"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("backup"), "{}", run.stderr);
+    // A wrong identity still points at the identity, then a backup.
+    let other = Sandbox::new();
+    other.keygen();
+    let run = sandbox
+        .command()
+        .arg("--vault")
+        .arg(sandbox.vault())
+        .arg("-i")
+        .arg(other.identity())
+        .arg("list")
+        .output()
+        .expect("run tokvault");
+    let run = Run::from(run);
+    run.assert_code(5);
+    assert!(
+        run.stderr.contains("restore the vault from a backup"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn read_only_commands_leave_nothing_beside_a_backup() {
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let backup = sandbox.path("backups/vault.tokvault");
+    std::fs::create_dir_all(backup.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(sandbox.vault(), &backup).expect("copy");
+    for args in [&["verify"][..], &["list", "--json"], &["inspect"]] {
+        let run: Run = sandbox
+            .command_at(&backup)
+            .args(args)
+            .output()
+            .expect("run tokvault")
+            .into();
+        run.assert_code(0);
+    }
+    let left: Vec<_> = std::fs::read_dir(sandbox.path("backups"))
+        .expect("read dir")
+        .map(|entry| entry.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        left,
+        ["vault.tokvault"],
+        "read-only commands create nothing"
+    );
+}
+
+#[test]
 fn an_empty_variable_counts_as_unset() {
     let sandbox = Sandbox::new();
     sandbox.init_server();

@@ -344,6 +344,19 @@ fn a_revoked_grant_exits_3_names_the_record_and_keeps_it() {
 
     let run = sandbox.run(&["refresh", "--force"]);
     run.assert_code(3);
+    // The failure is a diagnostic on stderr too, with -q as well.
+    assert!(
+        run.stderr.contains("tokvault: error: demo: ") && run.stderr.contains("re-authoriz"),
+        "{}",
+        run.stderr
+    );
+    let quiet = sandbox.run(&["-q", "refresh", "--force"]);
+    quiet.assert_code(3);
+    assert!(
+        quiet.stderr.contains("tokvault: error: demo: "),
+        "{}",
+        quiet.stderr
+    );
     let said = format!("{}{}", run.stdout, run.stderr);
     assert!(said.contains("demo"), "names the record: {said}");
     assert!(said.contains("re-authoriz"), "says to re-authorize: {said}");
@@ -405,6 +418,12 @@ fn a_server_that_is_down_exits_4_and_leaves_the_vault_byte_identical() {
         run.stdout.contains("down: temporary failure"),
         "{}",
         run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("tokvault: warning: down: temporary failure"),
+        "{}",
+        run.stderr
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
