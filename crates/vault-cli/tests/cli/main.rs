@@ -12,6 +12,7 @@ mod grants;
 mod interop;
 mod login;
 mod monitoring;
+mod newuser;
 mod reliability;
 mod s3;
 mod servers;
