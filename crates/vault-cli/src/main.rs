@@ -11,6 +11,7 @@
 
 mod cli;
 mod commands;
+mod completion;
 mod context;
 mod duration;
 mod error;
@@ -83,6 +84,7 @@ fn init_logging(global: &cli::Global) {
 
 fn main() -> ExitCode {
     disable_core_dumps();
+    completion::complete_if_asked();
     let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(error) => {

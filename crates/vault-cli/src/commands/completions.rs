@@ -1,7 +1,8 @@
-//! `tokvault completions SHELL`.
+//! `tokvault completions SHELL`: the script that hooks the shell up to
+//! tokvault's own completer, which knows the commands, the options and the
+//! vault's record names (crate::completion).
 
-use crate::cli::Cli;
-use crate::error::{Exit, Result};
+use crate::error::{CliError, Exit, Result};
 use crate::ui::output::write_stdout;
 
 #[derive(Debug, clap::Args)]
@@ -11,8 +12,16 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn exec(args: &Args) -> Result<Exit> {
-    let mut command = <Cli as clap::CommandFactory>::command();
-    let mut out = Vec::with_capacity(64 * 1024);
-    clap_complete::generate(args.shell, &mut command, "tokvault", &mut out);
+    let name = args.shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let shell = shells
+        .completer(&name)
+        .ok_or_else(|| CliError::usage(format!("no completion for {name}")))?;
+    let mut out = Vec::with_capacity(4096);
+    // The script runs `tokvault` from PATH at each TAB, so an upgraded
+    // binary and an installed script cannot drift apart.
+    shell
+        .write_registration("COMPLETE", "tokvault", "tokvault", "tokvault", &mut out)
+        .map_err(|e| CliError::failure(format!("cannot write the {name} completion: {e}")))?;
     write_stdout(&out)
 }

@@ -19,6 +19,7 @@ use crate::servers::{self, Endpoints, StopSignals};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Record name
+    #[arg(add = crate::completion::record_names())]
     name: String,
     /// Environment variable for the token [default: TOKVAULT_ACCESS_TOKEN;
     /// none with a server]

@@ -14,6 +14,7 @@ use crate::ui::output::print_line;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Record name
+    #[arg(add = crate::completion::record_names())]
     name: String,
     /// Output format
     #[arg(long, value_enum, default_value_t = ExportFormat::Json)]

@@ -23,6 +23,7 @@ pub(crate) const DEFAULT_MAX_RUN_TIME: Duration = Duration::from_secs(75);
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Only these records
+    #[arg(add = crate::completion::record_names())]
     names: Vec<String>,
     /// Refresh when less than this validity remains
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]

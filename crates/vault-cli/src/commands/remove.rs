@@ -8,6 +8,7 @@ use crate::error::{Exit, Result};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Record name
+    #[arg(add = crate::completion::record_names())]
     name: String,
 }
 

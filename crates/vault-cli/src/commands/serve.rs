@@ -24,7 +24,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "ADDR")]
     listen: SocketAddr,
     /// Serve this record as the Compute Engine default service account
-    #[arg(long, value_name = "RECORD")]
+    #[arg(long, value_name = "RECORD", add = crate::completion::record_names())]
     gce: Option<String>,
     /// Serve this record as the service account EMAIL too (repeatable)
     #[arg(long = "gce-account", value_name = "EMAIL=RECORD", value_parser = parse_account)]
@@ -33,7 +33,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "ID")]
     project_id: Option<String>,
     /// Serve this record as an App Service managed identity (repeatable)
-    #[arg(long = "azure", value_name = "RECORD", requires = "azure_header_file")]
+    #[arg(
+        long = "azure",
+        value_name = "RECORD",
+        requires = "azure_header_file",
+        add = crate::completion::record_names()
+    )]
     azure: Vec<String>,
     /// Serve this resource too, besides the origins of the record's
     /// URL-shaped scopes (repeatable)

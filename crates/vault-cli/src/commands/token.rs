@@ -16,6 +16,7 @@ use crate::ui::output::print_line;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Record name
+    #[arg(add = crate::completion::record_names())]
     name: String,
     /// Refresh when less than this validity remains
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]

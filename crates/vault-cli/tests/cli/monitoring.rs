@@ -274,25 +274,100 @@ fn no_log_level_or_format_ever_shows_a_secret() {
 #[test]
 fn completions_and_man_pages_come_from_the_command_definitions() {
     let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let token = sandbox.write(
+        "in/token.json",
+        &google_token_json("https://127.0.0.1:1/token", "id", "secret", "1//refresh"),
+    );
+    for name in ["gmail", "sheets"] {
+        sandbox
+            .run(&["import", "--name", name, utf8(&token)])
+            .assert_code(0);
+    }
     let bash = sandbox.run_bare(&["completions", "bash"]);
     bash.assert_code(0);
-    for command in ["login", "refresh", "seal", "completions"] {
-        assert!(
-            bash.stdout.contains(command),
-            "bash completion lacks {command}"
-        );
-    }
     let script = sandbox.write("tokvault.bash", &bash.stdout);
     let check = Command::new("bash")
         .args(["-n", utf8(&script)])
         .status()
         .expect("bash");
     assert!(check.success(), "the bash completion script does not parse");
+    // What bash offers at a TAB, through the installed script and the
+    // binary on PATH: commands, options, and the vault's record names
+    // (with the vault and identity from the variables or typed on the line).
+    let tab = |words: &[&str], with_env: bool| -> Vec<String> {
+        let bin = std::path::Path::new(crate::common::TOKVAULT)
+            .parent()
+            .expect("bin dir");
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let shell = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; COMP_TYPE=9; \
+             _clap_complete_tokvault tokvault \"${{COMP_WORDS[COMP_CWORD]}}\" x; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            utf8(&script),
+            quoted.join(" "),
+            words.len() - 1
+        );
+        let mut command = sandbox.command();
+        command.env("PATH", path).env_remove("COMPLETE");
+        if with_env {
+            command
+                .env("TOKVAULT_VAULT", sandbox.vault())
+                .env("TOKVAULT_IDENTITY", sandbox.identity());
+        }
+        let output = command
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .fold(Command::new("bash"), |mut c, (k, v)| {
+                c.env(k, v);
+                c
+            })
+            .args(["-c", &shell])
+            .output()
+            .expect("bash");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        tab(&["tokvault", "re"], false),
+        ["refresh", "remove", "rekey"]
+    );
+    let names = tab(&["tokvault", "token", ""], true);
+    assert!(
+        names.starts_with(&["gmail".to_owned(), "sheets".to_owned()]),
+        "{names:?}"
+    );
+    let vault = sandbox.vault();
+    let identity = sandbox.identity();
+    let typed = [
+        "tokvault",
+        "--vault",
+        utf8(&vault),
+        "-i",
+        utf8(&identity),
+        "exec",
+        "s",
+    ];
+    assert_eq!(tab(&typed, false), ["sheets"]);
+    // No identity: no names, and no prompt or error on the terminal.
+    assert!(!tab(&["tokvault", "remove", ""], false).contains(&"gmail".to_owned()));
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let run = sandbox.run_bare(&["completions", shell]);
         run.assert_code(0);
         assert!(
-            run.stdout.contains("tokvault") && run.stdout.contains("login"),
+            run.stdout.contains("tokvault") && run.stdout.contains("COMPLETE"),
             "{shell}"
         );
     }
