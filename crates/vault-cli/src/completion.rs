@@ -1,6 +1,6 @@
 //! Shell completion that knows the vault's record names
 //! (`tokvault completions SHELL` registers it; the shell then runs
-//! `COMPLETE=SHELL tokvault -- WORDS…` at each TAB).
+//! `TOKVAULT_COMPLETE=SHELL tokvault -- WORDS…` at each TAB).
 //!
 //! The names are read with identity files only: a TAB never prompts, never
 //! runs Argon2 for a passphrase it was not given, never touches the
@@ -12,9 +12,15 @@ use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
 
 use crate::cli::{Cli, Global};
 
-/// Registers the dynamic completer; exits when the shell asked for one.
+/// The variable that makes a run a completion. Our own name, not clap's
+/// `COMPLETE`: a job's environment may well hold a `COMPLETE` of its own.
+pub(crate) const VARIABLE: &str = "TOKVAULT_COMPLETE";
+
+/// Answers the shell and exits when it asked for completions.
 pub(crate) fn complete_if_asked() {
-    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(VARIABLE)
+        .complete();
 }
 
 /// The candidates for an argument that names a record.

@@ -21,7 +21,13 @@ pub(crate) fn exec(args: &Args) -> Result<Exit> {
     // The script runs `tokvault` from PATH at each TAB, so an upgraded
     // binary and an installed script cannot drift apart.
     shell
-        .write_registration("COMPLETE", "tokvault", "tokvault", "tokvault", &mut out)
+        .write_registration(
+            crate::completion::VARIABLE,
+            "tokvault",
+            "tokvault",
+            "tokvault",
+            &mut out,
+        )
         .map_err(|e| CliError::failure(format!("cannot write the {name} completion: {e}")))?;
     write_stdout(&out)
 }

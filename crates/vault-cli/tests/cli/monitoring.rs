@@ -314,7 +314,8 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
             words.len() - 1
         );
         let mut command = sandbox.command();
-        command.env("PATH", path).env_remove("COMPLETE");
+        // A job's own COMPLETE does not turn tokvault into a completer.
+        command.env("PATH", path).env("COMPLETE", "true");
         if with_env {
             command
                 .env("TOKVAULT_VAULT", sandbox.vault())
@@ -367,7 +368,7 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
         let run = sandbox.run_bare(&["completions", shell]);
         run.assert_code(0);
         assert!(
-            run.stdout.contains("tokvault") && run.stdout.contains("COMPLETE"),
+            run.stdout.contains("tokvault") && run.stdout.contains("TOKVAULT_COMPLETE"),
             "{shell}"
         );
     }
