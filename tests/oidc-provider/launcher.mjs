@@ -3,7 +3,7 @@
 //
 //   node tests/oidc-provider/launcher.mjs [--rotation on|off]
 //        [--access-token-ttl SECONDS] [--refresh-token-ttl SECONDS]
-//        [--device-interval SECONDS]
+//        [--device-interval SECONDS] [--offline-access lenient|strict]
 //
 // Contract with the parent process:
 // - listens on 127.0.0.1, on a free port;
@@ -50,6 +50,10 @@ const { values: opts } = parseArgs({
     // oidc-provider sends no `interval` in device authorization responses,
     // so clients wait RFC 8628's default 5 s; tests ask for less.
     'device-interval': { type: 'string' },
+    // lenient (default): prompt=consent is added to a GET authorization
+    // request that asks for offline_access without a prompt (see below).
+    // strict: nothing is added, as at a spec-strict OpenID Provider.
+    'offline-access': { type: 'string', default: 'lenient' },
   },
 });
 const positive = (name) => {
@@ -59,6 +63,8 @@ const positive = (name) => {
 };
 if (!['on', 'off'].includes(opts.rotation)) throw new Error('--rotation must be on or off');
 const rotation = opts.rotation === 'on';
+if (!['lenient', 'strict'].includes(opts['offline-access'])) throw new Error('--offline-access must be lenient or strict');
+const strictOfflineAccess = opts['offline-access'] === 'strict';
 const accessTtl = positive('access-token-ttl');
 const refreshTtl = positive('refresh-token-ttl');
 const deviceInterval = opts['device-interval'] === undefined ? undefined : positive('device-interval');
@@ -156,12 +162,17 @@ const authorizationPath = provider.pathFor('authorization');
 // section 11 literally: at the authorization endpoint it strips offline_access
 // from the scope unless the request has prompt=consent (lib/actions/
 // authorization/scopes.js), so issueRefreshToken alone cannot help: the code's
-// scope no longer has offline_access. Our clients (like Google's, where
-// access_type=offline suffices) do not send prompt, so a GET authorization
-// request asking for offline_access with no prompt gets prompt=consent added.
+// scope no longer has offline_access. By default (--offline-access lenient)
+// a GET authorization request asking for offline_access with no prompt gets
+// prompt=consent added, for test clients that send none (as Google's clients
+// need not: there access_type=offline suffices). tokvault's own generic login
+// sends prompt=consent with offline_access; only strict mode shows that.
 // The device flow has no prompt parameter and keeps offline_access anyway.
+// --offline-access strict leaves the request alone, so a client that sends no
+// prompt=consent gets no refresh token, as from any spec-strict OpenID
+// Provider (the tests of `login --prompt` use it).
 provider.use(async (ctx, next) => {
-  if (ctx.method === 'GET' && ctx.path === authorizationPath) {
+  if (!strictOfflineAccess && ctx.method === 'GET' && ctx.path === authorizationPath) {
     const query = new URLSearchParams(ctx.querystring);
     if (!query.has('prompt') && (query.get('scope') ?? '').split(' ').includes('offline_access')) {
       query.set('prompt', 'consent');

@@ -66,6 +66,19 @@ impl OidcProvider {
     /// Starts a provider with refresh-token rotation on or off and the given
     /// access-token lifetime, or `None` when the peer is not set up.
     pub fn start(rotation: bool, access_token_ttl: u32) -> Option<Self> {
+        Self::launch(rotation, access_token_ttl, "lenient")
+    }
+
+    /// [`OidcProvider::start`] for a spec-strict OpenID Provider (OIDC Core
+    /// §11): an authorization request for `offline_access` without
+    /// `prompt=consent` gets no refresh token. By default the launcher adds
+    /// `prompt=consent` to such requests (`--offline-access` in
+    /// `tests/oidc-provider/launcher.mjs`).
+    pub fn start_spec_strict(rotation: bool, access_token_ttl: u32) -> Option<Self> {
+        Self::launch(rotation, access_token_ttl, "strict")
+    }
+
+    fn launch(rotation: bool, access_token_ttl: u32, offline_access: &str) -> Option<Self> {
         let node = peer("TOKVAULT_TEST_NODE", "the oidc-provider test peer")?;
         let launcher = repo_root().join("tests/oidc-provider/launcher.mjs");
         let verbose = std::env::var_os("TOKVAULT_TEST_VERBOSE").is_some();
@@ -75,6 +88,7 @@ impl OidcProvider {
             .args(["--access-token-ttl", &access_token_ttl.to_string()])
             // Device-flow tests poll every second instead of the default 5 s.
             .args(["--device-interval", "1"])
+            .args(["--offline-access", offline_access])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(if verbose {

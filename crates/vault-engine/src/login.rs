@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use vault_format::{Record, SecretString};
-use vault_oauth::{ClientFile, FlowError, FlowOptions, LoginError, LoginPlan, LoginUi, Refreshed};
+use vault_oauth::{
+    ClientFile, Flow, FlowError, FlowOptions, LoginError, LoginPlan, LoginUi, Refreshed,
+};
 use zeroize::Zeroizing;
 
 use crate::error::{EngineError, Result};
@@ -102,7 +104,7 @@ pub async fn authorize(
     let refresher = crate::refresh::refresher()?;
     plan.authorize(&refresher, options, ui)
         .await
-        .map_err(|e| login_error(e, plan))
+        .map_err(|e| login_error(e, plan, options.flow))
 }
 
 /// Runs a login for a new record `name` and returns the record.
@@ -116,14 +118,14 @@ pub async fn login_record(
     Ok(plan.new_record(name, tokens, crate::unix_now())?)
 }
 
-fn login_error(error: FlowError, plan: &LoginPlan) -> EngineError {
+fn login_error(error: FlowError, plan: &LoginPlan, flow: Flow) -> EngineError {
     let error = match error {
         FlowError::Plan(error) => return error.into(),
         FlowError::Login(error) => error,
     };
     let mut message = error.to_string();
     if matches!(error, LoginError::NoRefreshToken) {
-        message.push_str(plan.no_refresh_token_hint());
+        message.push_str(&plan.no_refresh_token_causes(flow));
     }
     if error.is_transient() {
         EngineError::temporary(message)
@@ -186,7 +188,7 @@ mod tests {
     #[test]
     fn login_failures_are_classed_and_a_missing_refresh_token_gets_the_hint() {
         let google = plan(Provider::Google);
-        let none = login_error(LoginError::NoRefreshToken.into(), &google);
+        let none = login_error(LoginError::NoRefreshToken.into(), &google, Flow::Loopback);
         assert_eq!(none.kind(), ErrorKind::Failure);
         assert!(none.to_string().contains("access_type=offline"), "{none}");
         let transient = TransientFailure {
@@ -194,13 +196,25 @@ mod tests {
             error: None,
             retry_after: None,
         };
-        let later = login_error(LoginError::Transient(transient).into(), &google);
+        let later = login_error(
+            LoginError::Transient(transient).into(),
+            &google,
+            Flow::Loopback,
+        );
         assert_eq!(later.kind(), ErrorKind::Temporary);
-        let endpoint = login_error(LoginError::Endpoint("bad URL".to_owned()).into(), &google);
+        let endpoint = login_error(
+            LoginError::Endpoint("bad URL".to_owned()).into(),
+            &google,
+            Flow::Loopback,
+        );
         assert_eq!(endpoint.kind(), ErrorKind::Usage);
-        let plan_usage = login_error(PlanError::Usage("--device-url".to_owned()).into(), &google);
+        let plan_usage = login_error(
+            PlanError::Usage("--device-url".to_owned()).into(),
+            &google,
+            Flow::Loopback,
+        );
         assert_eq!(plan_usage.kind(), ErrorKind::Usage);
-        let denied = login_error(LoginError::DeviceExpired.into(), &google);
+        let denied = login_error(LoginError::DeviceExpired.into(), &google, Flow::Loopback);
         assert_eq!(denied.kind(), ErrorKind::Failure);
         assert!(!denied.to_string().contains("access_type"), "{denied}");
     }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use vault_format::{Credential, Provider, Record, RefreshClass, Vault};
+use vault_format::{Credential, Record, RefreshClass, Vault};
 use vault_oauth::{
     RefreshOutcome, RefreshRequest, Refresher, RefresherConfig, SendWindow, records_to_refresh,
     refresh_need,
@@ -478,14 +478,22 @@ fn reauthorization_message(record: &Record, error: &vault_oauth::ServerError) ->
     } else {
         ""
     };
-    let knows_where = match &record.credential {
-        Credential::RefreshToken(c) => {
-            c.authorization_endpoint.is_some()
-                || matches!(record.provider, Provider::Google | Provider::Microsoft)
-        }
-        _ => true,
+    // What `login --again` would use: the stored endpoint or the provider's.
+    let knows_where = vault_oauth::LoginPlan::for_record(record, &[], None, None)
+        .map_or(true, |plan| !plan.authorization_endpoint.is_empty());
+    let (auth_hint, fill_in) = if knows_where {
+        ("", String::new())
+    } else {
+        (
+            " --auth-url AUTHORIZATION_URL",
+            format!(
+                ". The record stores no authorization endpoint: for AUTHORIZATION_URL give that of \
+                 the server whose token endpoint is {} (authorization_endpoint in its \
+                 /.well-known/openid-configuration, or its documentation); it is stored for next time",
+                record.token_endpoint
+            ),
+        )
     };
-    let auth_hint = if knows_where { "" } else { " --auth-url URL" };
     // No doubled full stop when the server's description, which ends the
     // error's text, already ends a sentence.
     let ends_sentence = error
@@ -500,7 +508,7 @@ fn reauthorization_message(record: &Record, error: &vault_oauth::ServerError) ->
     format!(
         "needs re-authorization: the server rejected the refresh token: {error}{policy}{stop} \
          The record is kept; authorize again where a person can: \
-         `tokvault login {name} --again{auth_hint}` (--no-browser on a machine without one)"
+         `tokvault login {name} --again{auth_hint}` (--no-browser on a machine without one){fill_in}"
     )
 }
 
@@ -516,6 +524,62 @@ mod tests {
             error_code: Some("invalid_grant".to_owned()),
             attempts: 1,
         }
+    }
+
+    fn imported(provider: vault_format::Provider, authorization_endpoint: Option<&str>) -> Record {
+        Record::new(
+            "mail",
+            provider,
+            "https://auth.example/oauth/token",
+            Credential::RefreshToken(vault_format::RefreshTokenCredential {
+                client_id: "c".to_owned(),
+                client_secret: None,
+                client_auth: vault_format::ClientAuth::None,
+                refresh_token: vault_format::SecretString::copy_from("rt"),
+                refresh_token_issued_at: None,
+                authorization_endpoint: authorization_endpoint.map(str::to_owned),
+            }),
+            0,
+        )
+    }
+
+    #[test]
+    fn the_reauthorization_hint_is_runnable_or_names_what_to_fill_in() {
+        use vault_format::Provider;
+        let error = vault_oauth::ServerError {
+            status: 400,
+            code: "invalid_grant".to_owned(),
+            subtype: None,
+            description: None,
+        };
+        let runnable = "`tokvault login mail --again` (--no-browser on a machine without one)";
+        for record in [
+            imported(Provider::Google, None),
+            imported(Provider::Microsoft, None),
+            imported(
+                Provider::Generic,
+                Some("https://auth.example/oauth/authorize"),
+            ),
+        ] {
+            let message = reauthorization_message(&record, &error);
+            assert!(message.ends_with(runnable), "{message}");
+        }
+        let message = reauthorization_message(&imported(Provider::Generic, None), &error);
+        assert!(
+            message.contains("`tokvault login mail --again --auth-url AUTHORIZATION_URL`"),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "for AUTHORIZATION_URL give that of the server whose token endpoint \
+                              is https://auth.example/oauth/token"
+            ),
+            "{message}"
+        );
+        assert!(
+            !message.contains(" URL`"),
+            "no bare URL placeholder: {message}"
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@
 //! # Ok(()) }
 //! ```
 
+mod auth_params;
 mod endpoint;
 mod http;
 mod jwt;
@@ -69,6 +70,7 @@ mod sanitize;
 mod timefmt;
 mod token_file;
 
+pub use auth_params::{AuthParams, PROMPT_VALUES, check_prompt};
 pub use endpoint::{
     GOOGLE_AUTHORIZATION_ENDPOINT, GOOGLE_TOKEN_ENDPOINT, ProviderPreset, TokenEndpoint,
 };

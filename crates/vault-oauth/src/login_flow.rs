@@ -134,7 +134,10 @@ impl LoginPlan {
     fn authorization_endpoint(&self) -> Result<&str, PlanError> {
         if self.authorization_endpoint.is_empty() {
             return Err(PlanError::Usage(
-                "the authorization endpoint is unknown: pass --auth-url URL".to_owned(),
+                "the authorization endpoint is unknown: give the server's authorization endpoint \
+                 with --auth-url AUTHORIZATION_URL (authorization_endpoint in its \
+                 /.well-known/openid-configuration, or its documentation)"
+                    .to_owned(),
             ));
         }
         Ok(&self.authorization_endpoint)

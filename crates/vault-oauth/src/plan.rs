@@ -14,6 +14,7 @@ use vault_format::{
 
 use crate::endpoint::{GOOGLE_AUTHORIZATION_ENDPOINT, ProviderPreset, TokenEndpoint};
 use crate::login::id_token_account;
+use crate::login_flow::Flow;
 use crate::outcome::Refreshed;
 use crate::request::OAuthClient;
 
@@ -214,6 +215,18 @@ fn google_params() -> Vec<(String, String)> {
     ]
 }
 
+/// OpenID Connect Core §11: an `offline_access` request is honoured only
+/// with `prompt=consent`; spec-strict servers drop the scope without it and
+/// issue no refresh token. Sent for generic servers when `offline_access`
+/// is asked for (`--prompt` or `--auth-param prompt=` override it).
+fn offline_access_params(scopes: &[String]) -> Vec<(String, String)> {
+    if scopes.iter().any(|s| s == "offline_access") {
+        vec![("prompt".to_owned(), "consent".to_owned())]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Microsoft's device and authorization endpoints sit beside its token
 /// endpoint (`…/oauth2/v2.0/token`).
 fn microsoft_sibling(token_endpoint: &str, leaf: &str) -> Option<String> {
@@ -291,6 +304,11 @@ impl LoginPlan {
                 .then(|| microsoft_sibling(&record.token_endpoint, "devicecode"))
                 .flatten()
         });
+        let scopes = if scopes.is_empty() {
+            record.scopes.clone()
+        } else {
+            scopes.to_vec()
+        };
         Ok(Self {
             provider: record.provider.clone(),
             token_endpoint: record.token_endpoint.clone(),
@@ -301,15 +319,12 @@ impl LoginPlan {
                 client_secret: credential.client_secret.clone(),
                 client_auth: credential.client_auth,
             },
-            scopes: if scopes.is_empty() {
-                record.scopes.clone()
-            } else {
-                scopes.to_vec()
-            },
             extra_params: match record.provider {
                 Provider::Google => google_params(),
+                Provider::Generic => offline_access_params(&scopes),
                 _ => Vec::new(),
             },
+            scopes,
             fixed_redirect: None,
         })
     }
@@ -329,15 +344,98 @@ impl LoginPlan {
         }
     }
 
-    /// What to add when the provider issued no refresh token.
-    pub fn no_refresh_token_hint(&self) -> &'static str {
+    /// What to add to "the provider issued no refresh token": the likely
+    /// causes, most likely first (consent, scope, client), for this
+    /// provider and what this login sent with `flow`.
+    pub fn no_refresh_token_causes(&self, flow: Flow) -> String {
+        let causes = [
+            self.consent_cause(flow),
+            self.scope_cause(),
+            self.client_cause().to_owned(),
+        ];
+        let listed: Vec<String> = causes
+            .iter()
+            .enumerate()
+            .map(|(i, cause)| format!("({}) {cause}", i + 1))
+            .collect();
+        format!(". Likely causes, most likely first: {}", listed.join("; "))
+    }
+
+    fn sent(&self, key: &str) -> Option<&str> {
+        self.extra_params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn consent_cause(&self, flow: Flow) -> String {
+        if flow == Flow::Device {
+            return "consent: the device flow has no prompt; the server's consent page decides, so \
+                    approve everything it lists (offline access included)"
+                .to_owned();
+        }
+        let prompt = self.sent("prompt");
+        let consented = prompt.is_some_and(|p| p.split(' ').any(|v| v == "consent"));
+        let sent = match prompt {
+            Some(prompt) => format!("this login sent prompt={prompt}"),
+            None => "this login sent no prompt".to_owned(),
+        };
+        match (&self.provider, consented) {
+            (Provider::Google, _) if self.sent("access_type") != Some("offline") || !consented => {
+                format!(
+                    "consent was not prompted: Google issues one only with access_type=offline and \
+                     prompt=consent, which tokvault sends unless --prompt or --auth-param replace them \
+                     ({sent}, access_type={})",
+                    self.sent("access_type").unwrap_or("unset")
+                )
+            }
+            (_, true) => format!(
+                "consent: {sent}, so the server was asked to prompt for it; unlikely unless it \
+                 ignores prompt"
+            ),
+            (Provider::Microsoft, false) => format!(
+                "consent was not prompted: Microsoft issues one when offline_access is consented; \
+                 {sent}: add --prompt consent to see the consent page again"
+            ),
+            (_, false) => format!(
+                "consent was not prompted: {sent}, and an OpenID Connect server honours \
+                 offline_access only with prompt=consent: add --prompt consent"
+            ),
+        }
+    }
+
+    fn scope_cause(&self) -> String {
+        let asked = self.scopes.iter().any(|s| s == "offline_access");
+        match (&self.provider, asked) {
+            (Provider::Google, _) => "scope: none is needed at Google (access_type=offline asks \
+                                      for the refresh token)"
+                .to_owned(),
+            (_, true) => {
+                "scope: this login asked for offline_access; a server that is not OpenID Connect \
+                 may name another scope for it (see its documentation)"
+                    .to_owned()
+            }
+            (_, false) => "the scope that grants one was not asked for: add --scope \
+                           offline_access (OpenID Connect and Microsoft), or the scope the \
+                           server's documentation names"
+                .to_owned(),
+        }
+    }
+
+    fn client_cause(&self) -> &'static str {
         match self.provider {
             Provider::Google => {
-                "; Google issues one only with access_type=offline and, after an earlier consent, \
-                 prompt=consent (tokvault sends both): check that the client is a Desktop app client"
+                "the client: use an OAuth client of type Desktop app (a web client needs its \
+                 loopback redirect URI registered)"
             }
-            Provider::Microsoft => "; Microsoft issues one only when offline_access is granted",
-            _ => "; ask for the scope that grants one (often offline_access)",
+            Provider::Microsoft => {
+                "the client: the app registration or a tenant policy does not allow refresh \
+                 tokens for it"
+            }
+            _ => {
+                "the client: its registration must allow the refresh_token grant (grant_types), \
+                 and some servers issue none to public clients"
+            }
         }
     }
 
@@ -510,13 +608,14 @@ fn generic_endpoints(inputs: &LoginInputs) -> Result<Endpoints, PlanError> {
         token,
         authorization: authorization.unwrap_or_default(),
         device: inputs.device_url.clone(),
-        extra_params: Vec::new(),
+        extra_params: offline_access_params(&inputs.scopes),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth_params::AuthParams;
     use crate::endpoint::GOOGLE_TOKEN_ENDPOINT;
 
     fn inputs(provider: LoginProvider) -> LoginInputs {
@@ -624,6 +723,141 @@ mod tests {
         let no_loopback = br#"{"web":{"client_id":"id","redirect_uris":["https://x.example/cb"]}}"#;
         assert!(ClientFile::parse(no_loopback, "client file x").is_err());
         assert!(ClientFile::parse(b"[]", "client file x").is_err());
+    }
+
+    fn generic(scopes: &[&str]) -> LoginInputs {
+        LoginInputs {
+            provider: Some(LoginProvider::Generic),
+            client_id: Some("client".to_owned()),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            auth_url: Some("https://auth.example/authorize".to_owned()),
+            token_url: Some("https://auth.example/token".to_owned()),
+            ..LoginInputs::default()
+        }
+    }
+
+    fn prompt_of(plan: &LoginPlan) -> Option<&str> {
+        plan.sent("prompt")
+    }
+
+    #[test]
+    fn generic_asks_for_consent_with_offline_access_as_openid_connect_requires() {
+        let plan = LoginPlan::resolve(generic(&["openid", "offline_access"])).expect("plan");
+        assert_eq!(prompt_of(&plan), Some("consent"));
+        let plan = LoginPlan::resolve(generic(&["openid"])).expect("plan");
+        assert_eq!(prompt_of(&plan), None, "no offline_access, no prompt");
+        let microsoft = LoginPlan::resolve(inputs(LoginProvider::Microsoft)).expect("plan");
+        assert_eq!(
+            prompt_of(&microsoft),
+            None,
+            "Microsoft needs no consent prompt"
+        );
+
+        let mut record = Record::new(
+            "mail",
+            Provider::Generic,
+            "https://auth.example/token",
+            Credential::RefreshToken(RefreshTokenCredential {
+                client_id: "c".to_owned(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+                refresh_token: SecretString::copy_from("rt"),
+                refresh_token_issued_at: None,
+                authorization_endpoint: Some("https://auth.example/authorize".to_owned()),
+            }),
+            0,
+        );
+        record.scopes = vec!["openid".to_owned(), "offline_access".to_owned()];
+        let again = LoginPlan::for_record(&record, &[], None, None).expect("plan");
+        assert_eq!(prompt_of(&again), Some("consent"));
+        let narrower = LoginPlan::for_record(&record, &["openid".to_owned()], None, None);
+        assert_eq!(prompt_of(&narrower.expect("plan")), None);
+    }
+
+    /// The causes in the order they are listed, as `(n) ` prefixes.
+    fn causes(plan: &LoginPlan, flow: Flow) -> Vec<String> {
+        let text = plan.no_refresh_token_causes(flow);
+        assert!(
+            text.starts_with(". Likely causes, most likely first: (1) "),
+            "{text}"
+        );
+        let (_, list) = text.split_once(": ").expect("list");
+        let items: Vec<String> = list.split("; (").map(str::to_owned).collect();
+        assert_eq!(items.len(), 3, "{text}");
+        assert!(
+            items[0].starts_with("(1) ") && items[1].starts_with("2) "),
+            "{text}"
+        );
+        assert!(items[2].starts_with("3) the client"), "{text}");
+        items
+    }
+
+    #[test]
+    fn no_refresh_token_lists_consent_then_scope_then_client_for_a_generic_server() {
+        let given = AuthParams {
+            params: Vec::new(),
+            prompt: Some("login".to_owned()),
+        };
+        let plan = LoginPlan::resolve(generic(&["openid"]))
+            .expect("plan")
+            .with_auth_params(&given, false)
+            .expect("plan");
+        let items = causes(&plan, Flow::Loopback);
+        assert!(
+            items[0].contains("consent was not prompted: this login sent prompt=login")
+                && items[0].contains("add --prompt consent"),
+            "{items:?}"
+        );
+        assert!(
+            items[1].contains("not asked for: add --scope offline_access"),
+            "{items:?}"
+        );
+        assert!(items[2].contains("refresh_token grant"), "{items:?}");
+
+        let plan = LoginPlan::resolve(generic(&["offline_access"])).expect("plan");
+        let items = causes(&plan, Flow::Paste);
+        assert!(
+            items[0].contains("this login sent prompt=consent"),
+            "{items:?}"
+        );
+        assert!(
+            items[1].contains("this login asked for offline_access"),
+            "{items:?}"
+        );
+        let items = causes(&plan, Flow::Device);
+        assert!(
+            items[0].contains("the device flow has no prompt"),
+            "{items:?}"
+        );
+    }
+
+    #[test]
+    fn no_refresh_token_causes_follow_google_and_microsoft() {
+        let google = LoginPlan::resolve(inputs(LoginProvider::Google)).expect("plan");
+        let items = causes(&google, Flow::Loopback);
+        assert!(items[0].contains("sent prompt=consent"), "{items:?}");
+        assert!(items[1].contains("none is needed at Google"), "{items:?}");
+        assert!(items[2].contains("Desktop app"), "{items:?}");
+        let given = AuthParams {
+            params: Vec::new(),
+            prompt: Some("select_account".to_owned()),
+        };
+        let google = google.with_auth_params(&given, false).expect("plan");
+        let items = causes(&google, Flow::Loopback);
+        assert!(
+            items[0].contains("consent was not prompted: Google")
+                && items[0].contains("prompt=select_account, access_type=offline"),
+            "{items:?}"
+        );
+
+        let microsoft = LoginPlan::resolve(inputs(LoginProvider::Microsoft)).expect("plan");
+        let items = causes(&microsoft, Flow::Loopback);
+        assert!(
+            items[0].contains("Microsoft") && items[0].contains("--prompt consent"),
+            "{items:?}"
+        );
+        assert!(items[1].contains("asked for offline_access"), "{items:?}");
+        assert!(items[2].contains("app registration"), "{items:?}");
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vault_format::{ClientAuth, Record, Vault};
-use vault_oauth::{Flow, FlowOptions, LoginInputs, LoginPlan, LoginProvider, Refreshed};
+use vault_oauth::{
+    AuthParams, Flow, FlowOptions, LoginInputs, LoginPlan, LoginProvider, Refreshed,
+};
 
 use crate::cli::{ClientAuthArg, ProviderArg, RecipientArgs};
 use crate::context::{Context, VaultSession, block_on};
@@ -53,6 +55,19 @@ pub(crate) struct Args {
     /// Device authorization endpoint (generic, for --device)
     #[arg(long, value_name = "URL")]
     pub(crate) device_url: Option<String>,
+    /// Add KEY=VALUE to the authorization request (repeatable; browser
+    /// flows only). It replaces tokvault's parameter of that name; KEY=
+    /// sends none. Refused: state, code_challenge, code_challenge_method,
+    /// redirect_uri, response_type, client_id (the flow's own) and scope
+    /// (use --scope)
+    #[arg(long = "auth-param", value_name = "KEY=VALUE", value_parser = AuthParams::parse_pair)]
+    pub(crate) auth_params: Vec<(String, String)>,
+    /// OpenID Connect prompt (browser flows only): none, login, consent or
+    /// select_account, several separated by spaces; "" sends none
+    /// [default: consent for google, and for generic with --scope
+    /// offline_access]
+    #[arg(long, value_name = "PROMPT")]
+    pub(crate) prompt: Option<String>,
     /// Print the URL and read the redirected URL (or the code) from stdin,
     /// for a machine without a browser
     #[arg(long)]
@@ -98,7 +113,7 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
         .as_deref()
         .map(vault_engine::login::read_client_secret)
         .transpose()?;
-    Ok(LoginPlan::resolve(LoginInputs {
+    let plan = LoginPlan::resolve(LoginInputs {
         provider: args.provider.map(|p| match p {
             ProviderArg::Google => LoginProvider::Google,
             ProviderArg::Microsoft => LoginProvider::Microsoft,
@@ -118,7 +133,17 @@ fn new_plan(args: &Args) -> Result<LoginPlan> {
         token_url: args.token_url.clone(),
         device_url: args.device_url.clone(),
         device: args.device,
-    })?)
+    })?;
+    with_auth_params(plan, args)
+}
+
+/// `--auth-param` and `--prompt` over the provider's parameters.
+fn with_auth_params(plan: LoginPlan, args: &Args) -> Result<LoginPlan> {
+    let given = AuthParams {
+        params: args.auth_params.clone(),
+        prompt: args.prompt.clone(),
+    };
+    Ok(plan.with_auth_params(&given, args.device)?)
 }
 
 /// Runs the flow with the person at this terminal and returns the token
@@ -217,6 +242,7 @@ fn login_again(ctx: &Context, name: &str, options: FlowOptions, args: &Args) -> 
         args.auth_url.as_deref(),
         args.device_url.as_deref(),
     ))??;
+    let plan = with_auth_params(plan, args)?;
     reauthorize(&session, name, &plan, options)
 }
 

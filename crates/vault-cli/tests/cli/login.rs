@@ -633,3 +633,227 @@ fn refresh_reauthorize_runs_the_login_when_a_person_is_at_the_terminal() {
     assert_ne!(current_refresh_token(&sandbox, "mail"), revoked);
     assert_works(&sandbox, "mail");
 }
+
+/// Runs `login NAME` (the post client, `openid offline_access`, `--no-browser`
+/// plus `extra`) against `server` as alice, and returns the authorization
+/// URL it printed with the finished run.
+fn pasted_login(
+    rt: &tokio::runtime::Runtime,
+    server: &OidcProvider,
+    sandbox: &Sandbox,
+    name: &str,
+    extra: &[&str],
+) -> (String, Run) {
+    let mut args = vec!["--no-browser"];
+    args.extend_from_slice(extra);
+    let mut login = Login::spawn(
+        sandbox,
+        &generic_login(server, sandbox, name, &args),
+        &[],
+        true,
+    );
+    let url = login.line("authorization URL", is_auth_url(server));
+    login.paste(&rt.block_on(browser::authorize(&url, "alice")));
+    (url, login.finish())
+}
+
+fn params_named(url: &str, key: &str) -> Vec<String> {
+    url::Url::parse(url)
+        .expect("URL")
+        .query_pairs()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
+/// Issue 17: a spec-strict OpenID Provider (OIDC Core §11; the launcher's
+/// `--offline-access strict`) drops `offline_access` from a request without
+/// `prompt=consent`, so the login ends with no refresh token. tokvault sends
+/// `prompt=consent` for generic servers when `offline_access` is asked for;
+/// `--prompt` and `--auth-param prompt=` replace it.
+#[test]
+fn a_spec_strict_server_issues_a_refresh_token_only_when_consent_is_prompted() {
+    let Some(server) = OidcProvider::start_spec_strict(true, 3600) else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    let before = read(&sandbox.vault());
+
+    // No prompt (what tokvault sent before): the code is redeemed, and the
+    // answer has no refresh token; the causes come in order.
+    let (url, run) = pasted_login(&rt, &server, &sandbox, "mail", &["--prompt", ""]);
+    assert_eq!(params_named(&url, "prompt"), Vec::<String>::new());
+    run.assert_code(1);
+    let causes = [
+        "the provider issued no refresh token. Likely causes, most likely first: \
+         (1) consent was not prompted: this login sent no prompt",
+        "add --prompt consent; (2) scope: this login asked for offline_access",
+        "; (3) the client: its registration must allow the refresh_token grant",
+    ];
+    for cause in causes {
+        assert!(run.stderr.contains(cause), "{cause:?}: {}", run.stderr);
+    }
+    assert_eq!(read(&sandbox.vault()), before, "nothing was saved");
+    let stats = server_stats(&rt, &server);
+    assert_eq!(
+        stat(&stats, "token_requests"),
+        1,
+        "one code redeemed: {stats}"
+    );
+
+    // The default, --prompt consent, and --auth-param prompt=consent (which
+    // replaces the default rather than sending prompt twice).
+    let logins: [(&str, &[&str], &[&str]); 3] = [
+        ("mail", &[], &[]),
+        ("mail2", &["--prompt", "consent"], &[]),
+        (
+            "mail3",
+            &[
+                "--auth-param",
+                "prompt=consent",
+                "--auth-param",
+                "login_hint=alice",
+            ],
+            &["alice"],
+        ),
+    ];
+    for (name, extra, login_hint) in logins {
+        let (url, run) = pasted_login(&rt, &server, &sandbox, name, extra);
+        assert_eq!(params_named(&url, "prompt"), ["consent"], "{name}");
+        assert_eq!(params_named(&url, "login_hint"), login_hint, "{name}");
+        run.assert_code(0);
+        assert_works(&sandbox, name);
+    }
+
+    // The server: 1 + 3 codes redeemed and 3 refreshes, all answered; no
+    // error, replay or revocation.
+    let stats = server_stats(&rt, &server);
+    assert_eq!(stat(&stats, "token_requests"), 7, "{stats}");
+    assert_eq!(stat(&stats, "refreshes_ok"), 3, "{stats}");
+    crate::e2e::assert_no_replay_or_error(&stats);
+}
+
+/// `--auth-param` and `--prompt` mistakes are usage errors (exit 2) before
+/// any vault, browser or server is involved.
+#[test]
+fn auth_params_that_would_break_the_flow_are_refused() {
+    let sandbox = Sandbox::new();
+    let base = [
+        "login",
+        "mail",
+        "--client-id",
+        "c",
+        "--auth-url",
+        "http://127.0.0.1:9/auth",
+        "--token-url",
+        "http://127.0.0.1:9/token",
+        "--scope",
+        "offline_access",
+    ];
+    let cases: [(&[&str], &str); 9] = [
+        (&["--auth-param", "state=x"], "tokvault sets state itself"),
+        (
+            &["--auth-param", "redirect_uri=http://x"],
+            "sets redirect_uri itself",
+        ),
+        (
+            &["--auth-param", "code_challenge=x"],
+            "sets code_challenge itself",
+        ),
+        (&["--auth-param", "scope=x"], "--scope SCOPE"),
+        (&["--auth-param", "prompt"], "expected KEY=VALUE"),
+        (
+            &["--prompt", "consent", "--auth-param", "prompt=login"],
+            "give one of them",
+        ),
+        (
+            &["--prompt", "consnet"],
+            "not an OpenID Connect prompt value",
+        ),
+        (&["--prompt", "none consent"], "none only alone"),
+        (
+            &[
+                "--prompt",
+                "consent",
+                "--device",
+                "--device-url",
+                "http://127.0.0.1:9/device",
+            ],
+            "the device flow (RFC 8628) sends none",
+        ),
+    ];
+    for (extra, said) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let run = sandbox.run(&args);
+        run.assert_code(2);
+        assert!(run.stderr.contains(said), "{extra:?}: {}", run.stderr);
+    }
+    assert!(!sandbox.vault().exists(), "no vault was touched");
+}
+
+/// Issue 17: the re-authorization hint of an imported generic record, which
+/// stores no authorization endpoint, says what to put in its placeholder;
+/// filled in, the login works (on a spec-strict server too: the record's
+/// offline_access brings prompt=consent), and the endpoint is stored, so the
+/// next hint is a command to run as it is.
+#[test]
+fn an_imported_record_is_told_which_authorization_endpoint_to_give() {
+    let Some(server) = OidcProvider::start_spec_strict(true, 3600) else {
+        return;
+    };
+    let rt = runtime();
+    let sandbox = Sandbox::new();
+    sandbox.init_server();
+    crate::e2e::import_minted(&rt, &server, &sandbox, "demo");
+    let revoke_and_refresh = || {
+        let refresh_token = current_refresh_token(&sandbox, "demo");
+        rt.block_on(server.revoke(POST_CLIENT, &refresh_token));
+        let run = sandbox.run(&["refresh", "--force", "demo"]);
+        run.assert_code(3);
+        run.stdout
+    };
+
+    let said = revoke_and_refresh();
+    assert!(
+        said.contains("`tokvault login demo --again --auth-url AUTHORIZATION_URL`"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "for AUTHORIZATION_URL give that of the server whose token endpoint is {}",
+            server.token_endpoint
+        )),
+        "{said}"
+    );
+
+    let args = owned(&[
+        "login",
+        "demo",
+        "--again",
+        "--no-browser",
+        "--auth-url",
+        &server.authorization_endpoint,
+    ]);
+    let mut again = Login::spawn(&sandbox, &args, &[], true);
+    let url = again.line("authorization URL", is_auth_url(&server));
+    assert_eq!(params_named(&url, "prompt"), ["consent"]);
+    again.paste(&rt.block_on(browser::authorize(&url, "alice")));
+    again.finish().assert_code(0);
+    assert_works(&sandbox, "demo");
+
+    let said = revoke_and_refresh();
+    assert!(
+        said.contains("`tokvault login demo --again` (--no-browser on a machine without one)"),
+        "{said}"
+    );
+    assert!(!said.contains("AUTHORIZATION_URL"), "{said}");
+
+    // The server: two revoked grants, one refresh after the login, no replay.
+    let stats = server_stats(&rt, &server);
+    assert_eq!(stat(&stats, "grants_revoked"), 2, "{stats}");
+    assert_eq!(stat(&stats, "refreshes_ok"), 1, "{stats}");
+    assert_eq!(stat(&stats, "replays_detected"), 0, "{stats}");
+}
