@@ -147,10 +147,11 @@ pub(crate) enum Command {
         tokvault login gmail --again --no-browser")]
     Login(Box<commands::login::Args>),
     /// Add records from a token file (plaintext or age-encrypted), a service-account key or another vault
-    #[command(after_help = "Examples:\n  \
-        tokvault import token_gmail.json.age     # laptop: age -r age1... -o token_gmail.json.age token_gmail.json\n  \
-        tokvault import --name gmail token.json\n  \
-        cat token_gmail.json.age | tokvault import --name gmail -")]
+    #[command(
+        after_help = "Example: tokvault import token_gmail.json.age   (laptop: age -r age1... -o token_gmail.json.age token_gmail.json)\n\
+        Example: tokvault import --name gmail token.json\n\
+        Example: cat token_gmail.json.age | tokvault import --name gmail -"
+    )]
     Import(commands::import::Args),
     /// List records (no secrets)
     #[command(after_help = "Example: tokvault list --json --warn-refresh-age 6d")]
