@@ -323,7 +323,9 @@ fn an_imported_refresh_token_is_at_least_as_old_as_its_file() {
         .open(&input)
         .and_then(|f| f.set_modified(SystemTime::now() - five_days))
         .expect("set mtime");
-    sandbox.run(&["import", utf8(&input)]).assert_code(0);
+    sandbox
+        .run(&["import", "--name", "gmail", utf8(&input)])
+        .assert_code(0);
     let age = listed(&sandbox, "gmail")["refresh_token_age_seconds"]
         .as_u64()
         .expect("an age");
