@@ -182,8 +182,12 @@ pub(crate) enum Command {
         tokvault login graph --provider microsoft --client-id ID --scope Mail.Send --device\n  \
         tokvault login gmail --again --no-browser")]
     Login(Box<commands::login::Args>),
-    /// Add records from a token file, a service-account key or another vault
-    #[command(after_help = "Example: tokvault import --name gmail token_gmail.json")]
+    /// Add records from a token file (plaintext or age-encrypted), a service-account key or another vault
+    #[command(
+        after_help = "Example: tokvault import token_gmail.json.age   (laptop: age -r age1... -o token_gmail.json.age token_gmail.json)\n\
+        Example: tokvault import --name gmail token.json\n\
+        Example: cat token_gmail.json.age | tokvault import --name gmail -"
+    )]
     Import(commands::import::Args),
     /// List records (no secrets)
     #[command(after_help = "Example: tokvault list --json --warn-refresh-age 6d")]

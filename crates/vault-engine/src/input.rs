@@ -1,10 +1,11 @@
 //! Token files and vaults given to be sealed or imported: read with a cap
-//! whatever the input is, parsed by vault-oauth, with the caller's name and
-//! token endpoint applied.
+//! whatever the input is, decrypted in memory when they come age-encrypted
+//! (import), parsed by vault-oauth, with the caller's name and token
+//! endpoint applied.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use vault_format::{Record, check_endpoint};
+use vault_format::{Credential, Record, check_endpoint, check_record_name};
 use vault_oauth::{TokenFile, TokenFileError};
 use zeroize::Zeroizing;
 
@@ -17,30 +18,102 @@ use crate::vaults::merge;
 /// The most an input may hold: a vault's own limit.
 const MAX_INPUT: usize = vault_format::MAX_PLAINTEXT_LEN;
 
-/// A token file or vault from a path or stdin (`-`), capped in what is
-/// read, not in what metadata claims (a FIFO, stdin or `/dev/zero` has no
-/// size to check).
-pub fn read_input(input: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    let (read, name) = if input == Path::new("-") {
-        (
-            fsio::read_capped(std::io::stdin().lock(), MAX_INPUT, 64 * 1024),
-            "stdin".to_owned(),
-        )
-    } else {
-        let file =
-            std::fs::File::open(input).map_err(|e| EngineError::io("cannot open", input, e))?;
-        let hint = file.metadata().map_or(0, |m| m.len() as usize);
-        (
-            fsio::read_capped(file, MAX_INPUT, hint),
-            input.display().to_string(),
-        )
-    };
-    read.map_err(|e| EngineError::failure(format!("cannot read {name}: {e}")))?
-        .ok_or_else(|| {
-            EngineError::failure(format!(
-                "{name} holds more than 64 MiB; that is no token file or vault"
-            ))
+/// An input read whole: a token file, an age file or a vault.
+pub struct Input {
+    /// Where it came from: a path, or `-` for stdin.
+    pub path: PathBuf,
+    /// Its bytes (maybe tokens in plaintext: wiped on drop).
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// When it was last written (Unix seconds), when it is a regular file
+    /// (a path, or stdin redirected from one).
+    pub modified: Option<u64>,
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Input")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .field("modified", &self.modified)
+            .finish()
+    }
+}
+
+impl Input {
+    /// Reads a path or stdin (`-`), capped in what is read, not in what
+    /// metadata claims (a FIFO, stdin or `/dev/zero` has no size to check).
+    pub fn read(path: &Path) -> Result<Self> {
+        let stdin = path == Path::new("-");
+        let file = if stdin {
+            None
+        } else {
+            Some(std::fs::File::open(path).map_err(|e| EngineError::io("cannot open", path, e))?)
+        };
+        let metadata = match &file {
+            Some(file) => file.metadata().ok(),
+            None => stdin_metadata(),
+        }
+        .filter(std::fs::Metadata::is_file);
+        let hint = metadata
+            .as_ref()
+            .map_or(if stdin { 64 * 1024 } else { 0 }, |m| {
+                usize::try_from(m.len()).unwrap_or(0)
+            });
+        let read = match file {
+            Some(file) => fsio::read_capped(file, MAX_INPUT, hint),
+            None => fsio::read_capped(std::io::stdin().lock(), MAX_INPUT, hint),
+        };
+        let name = display_name(path);
+        let bytes = read
+            .map_err(|e| EngineError::failure(format!("cannot read {name}: {e}")))?
+            .ok_or_else(|| {
+                EngineError::failure(format!(
+                    "{name} holds more than 64 MiB; that is no token file or vault"
+                ))
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+            modified: metadata.and_then(|m| unix_seconds(m.modified().ok()?)),
         })
+    }
+
+    /// Whether it is stdin.
+    pub fn is_stdin(&self) -> bool {
+        self.path == Path::new("-")
+    }
+
+    /// How messages name it: its path, or `stdin`.
+    pub fn name(&self) -> String {
+        display_name(&self.path)
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        "stdin".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// What stdin is, through a duplicate of its descriptor.
+fn stdin_metadata() -> Option<std::fs::Metadata> {
+    use std::os::fd::AsFd as _;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    std::fs::File::from(fd).metadata().ok()
+}
+
+fn unix_seconds(time: std::time::SystemTime) -> Option<u64> {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// A token file or vault from a path or stdin (`-`): [`Input::read`]'s
+/// bytes.
+pub fn read_input(input: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    Ok(Input::read(input)?.bytes)
 }
 
 /// Reminds that the plaintext input should go once its tokens are sealed.
@@ -61,13 +134,28 @@ pub fn parse_token_file(
     name: Option<&str>,
     token_uri: Option<&str>,
 ) -> Result<TokenFile> {
+    let name = name
+        .map(str::to_owned)
+        .ok_or_else(|| EngineError::usage("--name NAME is required for a JSON input"));
+    parse_named(bytes, name, token_uri)
+}
+
+/// [`parse_token_file`], with the record name or the error to give when a
+/// JSON input needs one.
+fn parse_named(bytes: &[u8], name: Result<String>, token_uri: Option<&str>) -> Result<TokenFile> {
+    let (name, no_name) = match name {
+        Ok(name) => (Some(name), None),
+        Err(error) => (None, Some(error)),
+    };
     let parsed =
-        vault_oauth::parse_token_file(bytes, name, crate::unix_now()).map_err(|e| match e {
-            TokenFileError::NameRequired => {
-                EngineError::usage("--name NAME is required for a JSON input")
+        vault_oauth::parse_token_file(bytes, name.as_deref(), crate::unix_now()).map_err(|e| {
+            match e {
+                TokenFileError::NameRequired => {
+                    no_name.unwrap_or_else(|| EngineError::usage(e.to_string()))
+                }
+                TokenFileError::InvalidName(e) => EngineError::usage(format!("--name: {e}")),
+                e => EngineError::failure(e.to_string()),
             }
-            TokenFileError::InvalidName(e) => EngineError::usage(format!("--name: {e}")),
-            e => EngineError::failure(e.to_string()),
         })?;
     match (parsed, token_uri) {
         (TokenFile::Record(mut record), Some(uri)) => {
@@ -92,56 +180,191 @@ pub fn record_to_seal(bytes: &[u8], name: &str, token_uri: Option<&str>) -> Resu
     }
 }
 
+/// The record name a token file's name suggests: `token_gmail.json`,
+/// `gmail.json`, `gmail.json.age` and `token_gmail.json.age` all give
+/// `gmail`. `None` for stdin, a name that is not UTF-8, and `token.json`
+/// (google-auth's usual name, which says nothing of the account). The
+/// name is not checked here.
+pub fn name_from_file(path: &Path) -> Option<String> {
+    if path == Path::new("-") {
+        return None;
+    }
+    let file = path.file_name()?.to_str()?;
+    let stem = file.strip_suffix(".age").unwrap_or(file);
+    let stem = stem.strip_suffix(".json").unwrap_or(stem);
+    let stem = stem
+        .strip_prefix("token_")
+        .or_else(|| stem.strip_prefix("token-"))
+        .unwrap_or(stem);
+    (!stem.is_empty() && stem != "token").then(|| stem.to_owned())
+}
+
+/// The name of an imported JSON record: `--name`, else the one the file's
+/// name gives when it is a valid record name; else the usage error that
+/// says why there is none.
+fn record_name(given: Option<&str>, input: &Input) -> Result<String> {
+    if let Some(name) = given {
+        return Ok(name.to_owned());
+    }
+    if input.is_stdin() {
+        return Err(EngineError::usage(
+            "a JSON input on stdin needs --name NAME (from a file, the file's name gives it: \
+             token_gmail.json is imported as gmail)",
+        ));
+    }
+    let file = input
+        .path
+        .file_name()
+        .map_or_else(|| input.name(), |file| file.to_string_lossy().into_owned());
+    let Some(name) = name_from_file(&input.path) else {
+        return Err(EngineError::usage(format!(
+            "cannot tell a record name from the file name {file}: give --name NAME (a file \
+             named token_gmail.json or gmail.json is imported as gmail)"
+        )));
+    };
+    check_record_name(&name).map_err(|e| {
+        EngineError::usage(format!(
+            "the file name {file} gives the record name {name:?}, which is not valid ({e}): \
+             give --name NAME"
+        ))
+    })?;
+    Ok(name)
+}
+
+/// Sets when an imported record's refresh token was issued: `issued` when
+/// the caller knows it; else the time the input carries (a tokvault JSON
+/// record); else no later than `modified`, when the file was last written
+/// (a token cannot be in a file before it was issued), and never after
+/// `now`. Without any of these the record's creation time stands in, as
+/// before. A service-account key has no refresh token to date.
+fn date_refresh_token(
+    record: &mut Record,
+    issued: Option<u64>,
+    modified: Option<u64>,
+    now: u64,
+) -> Result<()> {
+    match &mut record.credential {
+        Credential::RefreshToken(credential) => {
+            if issued.is_some() {
+                credential.refresh_token_issued_at = issued;
+            } else if credential.refresh_token_issued_at.is_none() {
+                credential.refresh_token_issued_at = modified.map(|at| at.min(now));
+            }
+            Ok(())
+        }
+        _ if issued.is_some() => Err(EngineError::usage(
+            "--refresh-token-issued applies to refresh tokens; the input holds a service-account key",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// How to import.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ImportOptions<'a> {
+    /// The name of a JSON input's record; else the input's file name
+    /// gives one ([`name_from_file`]).
+    pub name: Option<&'a str>,
+    /// A token endpoint to use instead of a JSON input's.
+    pub token_uri: Option<&'a str>,
+    /// Replace records of the same name.
+    pub replace: bool,
+    /// When a JSON input's refresh token was issued (Unix seconds), when
+    /// the caller knows; else no later than the file was last written.
+    pub refresh_token_issued_at: Option<u64>,
+}
+
 /// What an import added.
 #[derive(Debug)]
 pub struct Imported {
     /// The names of the records, in input order.
     pub names: Vec<String>,
-    /// The input was a plaintext token file (not a vault).
+    /// Those of them that replaced a record of the same name.
+    pub replaced: Vec<String>,
+    /// How many records the vault holds now.
+    pub records: usize,
+    /// The input was a token file in plaintext (not a vault, not
+    /// age-encrypted).
     pub plaintext: bool,
+    /// The input was age-encrypted.
+    pub age: bool,
 }
 
 impl<B: Backend> Session<B> {
-    /// Adds the records of `bytes`, read from `input`: a token file (named
-    /// `name`, its token endpoint replaced by `token_uri`) or another vault
-    /// that this session's keys open. A record of the same name is
-    /// replaced only when `replace`.
-    pub async fn import(
+    /// Adds the records of `input`: a token file (named by `options` or
+    /// its file name, its token endpoint replaced when `options` say so),
+    /// the same age-encrypted to an identity of this session, or another
+    /// vault that this session's keys open. A record of the same name is
+    /// replaced only when `options.replace`.
+    pub async fn import(&self, input: &Input, options: &ImportOptions<'_>) -> Result<Imported> {
+        if !self.exists().await? {
+            return Err(self.no_vault());
+        }
+        let age = crate::age_input::is_age_file(&input.bytes);
+        let decrypted;
+        let bytes: &[u8] = if age {
+            decrypted = self.decrypt_age_input(&input.bytes, &input.name())?;
+            &decrypted
+        } else {
+            &input.bytes
+        };
+        let (records, json) = self.records_to_import(bytes, input, options)?;
+        let names: Vec<String> = records.iter().map(|r| r.name.clone()).collect();
+        let replace = options.replace;
+        let (replaced, count) = self
+            .update(IfWriteFails::Fail, |vault| {
+                let mut replaced = Vec::new();
+                for record in records {
+                    if vault.record(&record.name).is_some() {
+                        replaced.push(record.name.clone());
+                    }
+                    merge(vault, record, replace)?;
+                }
+                Ok::<_, EngineError>((replaced, vault.records().len()))
+            })
+            .await?;
+        Ok(Imported {
+            names,
+            replaced,
+            records: count,
+            plaintext: json && !age,
+            age,
+        })
+    }
+
+    /// The records `bytes` (the plaintext of `input`) hold, and whether
+    /// they came from JSON.
+    fn records_to_import(
         &self,
         bytes: &[u8],
-        input: &Path,
-        name: Option<&str>,
-        token_uri: Option<&str>,
-        replace: bool,
-    ) -> Result<Imported> {
-        let parsed = parse_token_file(bytes, name, token_uri)?;
-        let plaintext = matches!(parsed, TokenFile::Record(_));
-        let records = match parsed {
-            TokenFile::Record(record) => vec![*record],
+        input: &Input,
+        options: &ImportOptions<'_>,
+    ) -> Result<(Vec<Record>, bool)> {
+        let name = record_name(options.name, input);
+        match parse_named(bytes, name, options.token_uri)? {
+            TokenFile::Record(mut record) => {
+                date_refresh_token(
+                    &mut record,
+                    options.refresh_token_issued_at,
+                    input.modified,
+                    crate::unix_now(),
+                )?;
+                Ok((vec![*record], true))
+            }
             TokenFile::Vault => {
-                if name.is_some() || token_uri.is_some() {
+                if options.name.is_some()
+                    || options.token_uri.is_some()
+                    || options.refresh_token_issued_at.is_some()
+                {
                     return Err(EngineError::usage(
-                        "--name and --token-uri apply to JSON inputs; a vault's records keep their own",
+                        "--name, --token-uri and --refresh-token-issued apply to JSON inputs; a \
+                         vault's records keep their own",
                     ));
                 }
-                let input = input.display().to_string();
-                self.open_other(bytes, &input)?.records().to_vec()
+                let vault = self.open_other(bytes, &input.name())?;
+                Ok((vault.records().to_vec(), false))
             }
-        };
-        let names = records.iter().map(|r| r.name.clone()).collect();
-        if !self.exists().await? {
-            return Err(EngineError::failure(format!(
-                "no vault at {}: create one with `tokvault init -r RECIPIENT` first, or pass --vault",
-                self.location()
-            )));
         }
-        self.update(IfWriteFails::Fail, |vault| {
-            records
-                .into_iter()
-                .try_for_each(|record| merge(vault, record, replace))
-        })
-        .await?;
-        Ok(Imported { names, plaintext })
     }
 }
 
@@ -189,7 +412,91 @@ mod tests {
         let path = dir.path().join("token.json");
         std::fs::write(&path, TOKEN_FILE).expect("write");
         assert_eq!(&read_input(&path).expect("read")[..], TOKEN_FILE);
+        let input = Input::read(&path).expect("read");
+        let written = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(unix_seconds);
+        assert_eq!((input.modified, written.is_some()), (written, true));
+        assert!(
+            !format!("{input:?}").contains("refresh"),
+            "no bytes in Debug"
+        );
         let error = read_input(&dir.path().join("gone")).expect_err("missing");
         assert!(error.to_string().starts_with("cannot open "), "{error}");
+    }
+
+    #[test]
+    fn a_file_s_name_gives_the_record_name() {
+        for file in [
+            "token_gmail.json",
+            "gmail.json",
+            "gmail.json.age",
+            "token_gmail.json.age",
+            "laptop/token-gmail.json",
+            "gmail",
+        ] {
+            assert_eq!(
+                name_from_file(Path::new(file)).as_deref(),
+                Some("gmail"),
+                "{file}"
+            );
+        }
+        for file in ["-", "token.json", "token.json.age", ".json", "token_.json"] {
+            assert_eq!(name_from_file(Path::new(file)), None, "{file}");
+        }
+        let input = |path: &str| Input {
+            path: PathBuf::from(path),
+            bytes: Zeroizing::new(Vec::new()),
+            modified: None,
+        };
+        assert_eq!(
+            record_name(None, &input("in/token_gmail.json")).expect("named"),
+            "gmail"
+        );
+        assert_eq!(
+            record_name(Some("given"), &input("-")).expect("named"),
+            "given"
+        );
+        for (path, says) in [
+            ("-", "stdin needs --name"),
+            ("token.json", "cannot tell a record name"),
+            ("token_my mail.json", "is not valid"),
+        ] {
+            let error = record_name(None, &input(path)).expect_err(path);
+            assert_eq!(error.kind(), ErrorKind::Usage);
+            let text = error.to_string();
+            assert!(
+                text.contains(says) && text.contains("--name NAME"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refresh_token_is_dated_by_the_caller_the_input_or_the_file_never_the_future() {
+        let dated = |issued, in_file, modified| {
+            let mut record = match parse_token_file(TOKEN_FILE, Some("m"), None) {
+                Ok(TokenFile::Record(record)) => *record,
+                _ => panic!("a record"),
+            };
+            if let Credential::RefreshToken(c) = &mut record.credential {
+                c.refresh_token_issued_at = in_file;
+            }
+            date_refresh_token(&mut record, issued, modified, 1_000).expect("dated");
+            match record.credential {
+                Credential::RefreshToken(c) => c.refresh_token_issued_at,
+                _ => panic!("a refresh token"),
+            }
+        };
+        assert_eq!(dated(Some(5), Some(7), Some(9)), Some(5), "the caller's");
+        assert_eq!(dated(None, Some(7), Some(9)), Some(7), "the input's own");
+        assert_eq!(dated(None, None, Some(9)), Some(9), "the file's time");
+        assert_eq!(
+            dated(None, None, Some(5_000)),
+            Some(1_000),
+            "never the future"
+        );
+        assert_eq!(dated(None, None, None), None, "the record's creation");
     }
 }

@@ -7,6 +7,7 @@
 //! (it asks through [`Callbacks`]) or exits; errors carry a class
 //! ([`ErrorKind`]) that the front end maps to what it speaks.
 
+pub mod age_input;
 pub mod callbacks;
 pub mod error;
 pub mod fsio;

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use vault_format::{OpenError, Pin, PinStatus, SecretString, Vault};
+use zeroize::Zeroizing;
 
 use crate::callbacks::Callbacks;
 use crate::error::{EngineError, ErrorKind, Result};
@@ -221,6 +222,23 @@ impl<B: Backend> Session<B> {
         let material = self.material();
         Vault::open(bytes, &material.unlock())
             .map_err(|e| EngineError::untrusted(format!("{name}: {e}")))
+    }
+
+    /// Decrypts an age-encrypted input (`input` names it in messages) with
+    /// the session's identities, in memory.
+    pub fn decrypt_age_input(&self, bytes: &[u8], input: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let material = self.material();
+        let identities: Vec<&dyn age::Identity> = material
+            .identities
+            .iter()
+            .map(|identity| identity.as_ref() as &dyn age::Identity)
+            .collect();
+        Ok(crate::age_input::decrypt(
+            bytes,
+            input,
+            &identities,
+            &material.recipients,
+        )?)
     }
 
     /// For readers that take no lease (`token` on a valid token, `list`,

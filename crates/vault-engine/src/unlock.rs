@@ -19,6 +19,9 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 #[derive(Default)]
 pub struct UnlockMaterial {
     pub(crate) identities: Vec<Box<dyn age::Identity + Send + Sync>>,
+    /// The recipients of the age identities (public; for messages). SSH
+    /// keys and identities given in memory have none here.
+    pub(crate) recipients: Vec<String>,
     pub(crate) passphrase: Option<SecretString>,
     /// A passphrase was asked for already (ask once).
     pub(crate) asked: bool,
@@ -106,12 +109,18 @@ impl SecretFilePolicy {
         &self,
         path: &Path,
     ) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+        Ok(self.read_identity_file(path)?.0)
+    }
+
+    /// [`SecretFilePolicy::read_identities`], and the recipients of the
+    /// age identities.
+    fn read_identity_file(&self, path: &Path) -> Result<(Identities, Vec<String>)> {
         let bytes = self.read(path, "identity file")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             EngineError::failure(format!("identity file {} is not text", path.display()))
         })?;
         if text.contains("PRIVATE KEY-----") {
-            return ssh_identity(path, text);
+            return Ok((ssh_identity(path, text)?, Vec::new()));
         }
         let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes())).map_err(|_| {
             EngineError::failure(format!(
@@ -119,6 +128,14 @@ impl SecretFilePolicy {
                 path.display()
             ))
         })?;
+        let mut listed = Vec::new();
+        let recipients = match file.write_recipients_file(&mut listed) {
+            Ok(()) => String::from_utf8_lossy(&listed)
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let identities = file.into_identities().map_err(|_| {
             EngineError::failure(format!(
                 "{} holds an identity tokvault cannot use",
@@ -131,11 +148,14 @@ impl SecretFilePolicy {
                 path.display()
             )));
         }
-        Ok(identities)
+        Ok((identities, recipients))
     }
 }
 
-fn ssh_identity(path: &Path, text: &str) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
+/// Identities as age takes them.
+type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
+
+fn ssh_identity(path: &Path, text: &str) -> Result<Identities> {
     let identity = age::ssh::Identity::from_buffer(
         BufReader::new(text.as_bytes()),
         Some(path.display().to_string()),
@@ -167,6 +187,7 @@ impl UnlockMaterial {
     ) -> Self {
         Self {
             identities,
+            recipients: Vec::new(),
             passphrase,
             asked: false,
         }
@@ -180,14 +201,18 @@ impl UnlockMaterial {
         policy: &SecretFilePolicy,
     ) -> Result<Self> {
         let mut identities = Vec::new();
+        let mut recipients = Vec::new();
         for path in identity_files {
-            identities.extend(policy.read_identities(path)?);
+            let (found, theirs) = policy.read_identity_file(path)?;
+            identities.extend(found);
+            recipients.extend(theirs);
         }
         let passphrase = passphrase_file
             .map(|p| policy.read_passphrase(p))
             .transpose()?;
         Ok(Self {
             identities,
+            recipients,
             passphrase,
             asked: false,
         })
@@ -262,6 +287,17 @@ mod tests {
             .read_identities(&path)
             .expect("an identity file");
         assert_eq!(identities.len(), 1);
+        let material = UnlockMaterial::load(
+            std::slice::from_ref(&path),
+            None,
+            &SecretFilePolicy::default(),
+        )
+        .expect("loaded");
+        assert_eq!(
+            material.recipients,
+            std::slice::from_ref(&recipient),
+            "its recipient"
+        );
         let again = write_new_identity(&path).expect_err("exists");
         assert!(
             again.to_string().contains("refusing to overwrite"),

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use vault_engine::input::{ImportOptions, Input};
 use vault_engine::{
     EngineError, ErrorKind, IfWriteFails, MemoryBackend, NoUi, Selection, Session, SessionOptions,
     UnlockMaterial,
@@ -17,6 +18,7 @@ use vault_format::{
     Slot, SlotSpec, Vault,
 };
 use vault_oauth::{Refreshed, Refresher, RefresherConfig, RetryPolicy};
+use zeroize::Zeroizing;
 
 struct Fixture {
     backend: MemoryBackend,
@@ -499,39 +501,157 @@ async fn inspect_reads_the_header_without_a_key_and_follows_the_pin() {
     assert_eq!(error.kind(), ErrorKind::Untrusted);
 }
 
+fn input(bytes: &[u8]) -> Input {
+    Input {
+        path: std::path::PathBuf::from("token.json"),
+        bytes: Zeroizing::new(bytes.to_vec()),
+        modified: None,
+    }
+}
+
+fn named(name: &str) -> ImportOptions<'_> {
+    ImportOptions {
+        name: Some(name),
+        ..ImportOptions::default()
+    }
+}
+
 #[tokio::test]
 async fn import_adds_a_token_file_or_another_vault_s_records_and_keeps_taken_names() {
     let fixture = Fixture::new(vec![record("mail", ENDPOINT)]);
     let session = fixture.session(false);
-    let json =
-        br#"{"client_id":"id","client_secret":"s","refresh_token":"rt","token_uri":"https://auth.example/token"}"#;
-    let input = std::path::Path::new("token.json");
+    let json = input(
+        br#"{"client_id":"id","client_secret":"s","refresh_token":"rt","token_uri":"https://auth.example/token"}"#,
+    );
     let imported = session
-        .import(json, input, Some("drive"), None, false)
+        .import(&json, &named("drive"))
         .await
         .expect("imported");
     assert_eq!(
-        (imported.names, imported.plaintext),
-        (vec!["drive".to_owned()], true)
+        (imported.names, imported.plaintext, imported.records),
+        (vec!["drive".to_owned()], true, 2)
     );
-    let taken = session.import(json, input, Some("mail"), None, false).await;
+    let taken = session.import(&json, &named("mail")).await;
     assert_eq!(taken.expect_err("taken").kind(), ErrorKind::Failure);
     // Another vault the same identity opens: its records come over as they are.
     let recipient = fixture.identity.to_public().to_string();
     let mut other = Vault::create(&[SlotSpec::Recipient(&recipient)]).expect("vault");
     other.records_mut().push(record("calendar", ENDPOINT));
-    let sealed = other.seal(1).expect("seal");
-    let named = session.import(&sealed, input, Some("x"), None, false).await;
-    assert_eq!(named.expect_err("--name").kind(), ErrorKind::Usage);
+    let sealed = input(&other.seal(1).expect("seal"));
+    let named_vault = session.import(&sealed, &named("x")).await;
+    assert_eq!(named_vault.expect_err("--name").kind(), ErrorKind::Usage);
     let imported = session
-        .import(&sealed, input, None, None, false)
+        .import(&sealed, &ImportOptions::default())
         .await
         .expect("imported");
     assert_eq!(
-        (imported.names, imported.plaintext),
-        (vec!["calendar".to_owned()], false)
+        (imported.names, imported.plaintext, imported.records),
+        (vec!["calendar".to_owned()], false, 3)
     );
     let vault = session.open().await.expect("open");
     let names: Vec<&str> = vault.records().iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["mail", "drive", "calendar"]);
+}
+
+fn age_encrypted(recipient: &age::x25519::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    let encryptor =
+        age::Encryptor::with_recipients(std::iter::once(recipient as &dyn age::Recipient))
+            .expect("recipients");
+    let mut out = Vec::new();
+    let mut writer = encryptor.wrap_output(&mut out).expect("wrap");
+    std::io::Write::write_all(&mut writer, plaintext).expect("write");
+    writer.finish().expect("finish");
+    out
+}
+
+fn issued_at(vault: &Vault, name: &str) -> Option<u64> {
+    match &vault.record(name).expect("the record").credential {
+        Credential::RefreshToken(c) => c.refresh_token_issued_at,
+        _ => panic!("a refresh token"),
+    }
+}
+
+#[tokio::test]
+async fn import_decrypts_an_age_file_names_it_after_the_file_and_dates_its_refresh_token() {
+    let fixture = Fixture::new(Vec::new());
+    let session = fixture.session(false);
+    let json = br#"{"client_id":"id","client_secret":"s","refresh_token":"rt-canary","token_uri":"https://auth.example/token"}"#;
+    let file = Input {
+        path: std::path::PathBuf::from("laptop/token_gmail.json.age"),
+        bytes: Zeroizing::new(age_encrypted(&fixture.identity.to_public(), json)),
+        modified: Some(1_000),
+    };
+    let imported = session
+        .import(&file, &ImportOptions::default())
+        .await
+        .expect("imported");
+    assert_eq!(imported.names, ["gmail"]);
+    assert!(imported.age && !imported.plaintext, "{imported:?}");
+    let vault = session.open().await.expect("open");
+    assert_eq!(
+        issued_at(&vault, "gmail"),
+        Some(1_000),
+        "no later than the file"
+    );
+
+    // What the caller knows wins; a file time in the future counts as now.
+    let known = ImportOptions {
+        name: Some("known"),
+        refresh_token_issued_at: Some(500),
+        ..ImportOptions::default()
+    };
+    session.import(&file, &known).await.expect("imported");
+    let future = Input {
+        modified: Some(u64::MAX / 2),
+        path: std::path::PathBuf::from("future.json.age"),
+        bytes: file.bytes.clone(),
+    };
+    session
+        .import(&future, &ImportOptions::default())
+        .await
+        .expect("imported");
+    let vault = session.open().await.expect("open");
+    assert_eq!(issued_at(&vault, "known"), Some(500));
+    let now = vault_engine::unix_now();
+    assert!(issued_at(&vault, "future").is_some_and(|at| at <= now));
+
+    // Another server's file: nothing written, and the recipient to use named.
+    let before = fixture.backend.bytes();
+    let other = Input {
+        bytes: Zeroizing::new(age_encrypted(
+            &age::x25519::Identity::generate().to_public(),
+            json,
+        )),
+        ..future
+    };
+    let error = session
+        .import(&other, &named("other"))
+        .await
+        .expect_err("another recipient");
+    assert_eq!(error.kind(), ErrorKind::Failure);
+    assert!(error.to_string().contains("different recipient"), "{error}");
+    assert!(!error.to_string().contains("canary"), "{error}");
+    assert!(fixture.backend.bytes() == before, "nothing written");
+}
+
+#[tokio::test]
+async fn import_into_no_vault_says_to_create_one_before_reading_the_input() {
+    let fixture = Fixture::new(Vec::new());
+    let empty = MemoryBackend::new("memory://none");
+    let identity: Box<dyn age::Identity + Send + Sync> = Box::new(fixture.identity.clone());
+    let session = Session::new(
+        empty,
+        fixture.state.path().to_path_buf(),
+        UnlockMaterial::new(vec![identity], None),
+        Box::new(NoUi),
+        SessionOptions {
+            accept_rollback: false,
+            lock_wait: Duration::from_millis(50),
+        },
+    );
+    let error = session
+        .import(&input(b"not even json"), &named("x"))
+        .await
+        .expect_err("no vault");
+    assert_eq!(error.to_string(), session.no_vault().to_string());
 }

@@ -214,7 +214,9 @@ fn bad_input_gets_a_clear_error() {
         assert!(run.stderr.contains(expected), "{contents}: {}", run.stderr);
         assert!(!run.stderr.contains("panicked"));
     }
-    let input = token_file(&sandbox, "ok.json", "rt");
+    // A file name that gives no record name (google-auth's usual
+    // token.json) needs --name.
+    let input = token_file(&sandbox, "token.json", "rt");
     let run = sandbox.run(&["import", input.to_str().expect("utf-8")]);
     run.assert_code(2);
     assert!(run.stderr.contains("--name"), "{}", run.stderr);
@@ -545,7 +547,7 @@ fn commands_that_change_the_vault_say_what_they_did_on_stderr() {
     said(&quiet, "");
     let json = sandbox.run(&["--log-format", "json", "import", "--name", "json", token]);
     json.assert_code(0);
-    let imported = format!("imported json into {location}");
+    let imported = format!("imported json into {location} (2 records)");
     let events: Vec<serde_json::Value> = json
         .stderr
         .lines()

@@ -9,6 +9,7 @@ mod contrib;
 mod crash;
 mod e2e;
 mod grants;
+mod import;
 mod interop;
 mod login;
 mod monitoring;
