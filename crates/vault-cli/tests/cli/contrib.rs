@@ -17,8 +17,9 @@ use crate::common::{Run, TOKVAULT};
 const SERVICE: &str = "tokvault-refresh.service";
 const TIMER: &str = "tokvault-refresh.timer";
 const SERVE: &str = "tokvault-serve.service";
-/// Where the service expects the binary (`cargo install --root /usr/local`).
-const INSTALLED_TOKVAULT: &str = "/usr/local/bin/tokvault";
+/// Where the units expect the binary: where the Debian package puts it, and
+/// where the source install in contrib/systemd/README.md copies it.
+const INSTALLED_TOKVAULT: &str = "/usr/bin/tokvault";
 
 fn contrib_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/systemd")
@@ -384,4 +385,83 @@ fn service_command_runs_with_only_what_the_unit_provides() {
     );
     // Without the credential the same command cannot open the vault.
     command(false, &args).assert_code(5);
+}
+
+/// The lines of `text` that put or run the tokvault binary anywhere but
+/// where the units run it: a path ending in `bin/tokvault` other than
+/// [`INSTALLED_TOKVAULT`], an `install` of the built binary to another
+/// place, a `cargo install --root` other than `/usr`.
+fn wrong_binary_paths(text: &str) -> Vec<String> {
+    let installed_dir = INSTALLED_TOKVAULT.trim_end_matches("tokvault");
+    let mut wrong = Vec::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || "\"'`()=,[]".contains(c))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let runs_elsewhere = words
+            .iter()
+            .any(|w| w.ends_with("bin/tokvault") && *w != INSTALLED_TOKVAULT);
+        let installs_elsewhere = words.contains(&"install")
+            && words.iter().any(|w| w.ends_with("release/tokvault"))
+            && !matches!(words.last(), Some(&d) if d == INSTALLED_TOKVAULT || d == installed_dir);
+        let root_elsewhere = words
+            .windows(2)
+            .any(|w| w[0] == "--root" && w[1] != installed_dir.trim_end_matches("/bin/"));
+        if runs_elsewhere || installs_elsewhere || root_elsewhere {
+            wrong.push(line.to_owned());
+        }
+    }
+    wrong
+}
+
+/// Every install the READMEs describe (the Debian package, the source
+/// install, the `tv` function, the unit and drop-in examples) puts or runs
+/// the binary at the path the units' ExecStart= names, and so does the
+/// package (`[package.metadata.deb]`); scripts/package-test checks the
+/// installed package itself.
+#[test]
+fn every_documented_install_puts_the_binary_where_the_units_run_it() {
+    for name in [SERVICE, SERVE] {
+        let unit = Unit::parse(&read_unit(name));
+        let exec_start = unit.value("Service", "ExecStart");
+        assert_eq!(
+            exec_start.split_whitespace().next(),
+            Some(INSTALLED_TOKVAULT),
+            "{name}: ExecStart={exec_start}"
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for file in [
+        "README.md",
+        "contrib/systemd/README.md",
+        "contrib/systemd/tokvault-refresh.service",
+        "contrib/systemd/tokvault-serve.service",
+        "contrib/systemd/tokvault.sysusers",
+        "scripts/man",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("read file");
+        let wrong = wrong_binary_paths(&text);
+        assert!(
+            wrong.is_empty(),
+            "{file} puts or runs tokvault elsewhere than {INSTALLED_TOKVAULT}: {wrong:#?}"
+        );
+    }
+    let manifest =
+        std::fs::read_to_string(root.join("crates/vault-cli/Cargo.toml")).expect("read Cargo.toml");
+    assert!(
+        manifest.contains(r#"["target/release/tokvault", "usr/bin/", "755"]"#),
+        "the Debian package installs the binary as {INSTALLED_TOKVAULT}"
+    );
+
+    // The check above notices each way an install used to miss the units.
+    for bad in [
+        "ExecStart=/usr/local/bin/tokvault refresh --min-valid 15m",
+        "cargo install --locked --path crates/vault-cli --root /usr/local",
+        "sudo install -m 0755 target/release/tokvault /usr/local/bin/",
+        "        /usr/local/bin/tokvault \"$@\"",
+        "tokvault is in ~/.cargo/bin/tokvault",
+    ] {
+        assert_eq!(wrong_binary_paths(bad), [bad], "not noticed: {bad}");
+    }
 }
