@@ -27,6 +27,22 @@ if ! have age; then
     fi
 fi
 
+# Debian's zsh: a test completes a record name at zsh's first TAB through
+# the script the package installs in zsh's fpath.
+if ! have zsh; then
+    echo "peers: installing Debian's zsh package (completion test peer)"
+    if ! apt_install zsh || ! have zsh; then
+        if [ -n "${CI:-}" ]; then
+            echo "peers: error: could not install zsh, and CI is set" >&2
+            exit 1
+        fi
+        echo "peers: warning: zsh is not installed; the zsh completion test will skip" >&2
+    fi
+fi
+if have zsh; then
+    export TOKVAULT_TEST_ZSH="$(command -v zsh)"
+fi
+
 echo "peers: age $(age --version 2>/dev/null || echo missing), $(cargo --version)"
 
 # A test peer that cannot be set up: fatal with CI set, else the tests that

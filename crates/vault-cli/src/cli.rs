@@ -222,7 +222,13 @@ pub(crate) enum Command {
     )]
     Serve(commands::serve::Args),
     /// Write a record in plaintext (google-auth or tokvault JSON)
-    #[command(after_help = "Example: tokvault export gmail --format google -o token_gmail.json")]
+    #[command(
+        after_help = "Not for a live job: a job that loads this file refreshes on its own, \
+        and with a provider that rotates refresh tokens the vault's copy is revoked at its next \
+        refresh. Give jobs tokens with `tokvault exec`, `tokvault token --json` or `tokvault serve`; \
+        export to leave tokvault, or to keep a plaintext copy offline.\n\
+        Example: tokvault export gmail --format google -o token_gmail.json   # leaving tokvault"
+    )]
     Export(commands::export::Args),
     /// Remove a record
     #[command(after_help = "Example: tokvault remove old-gmail")]

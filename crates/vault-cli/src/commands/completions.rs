@@ -29,5 +29,27 @@ pub(crate) fn exec(args: &Args) -> Result<Exit> {
             &mut out,
         )
         .map_err(|e| CliError::failure(format!("cannot write the {name} completion: {e}")))?;
+    if args.shell == clap_complete::Shell::Zsh {
+        out = complete_first_tab_when_autoloaded(out);
+    }
     write_stdout(&out)
+}
+
+/// The zsh script registers its completer with `compdef` when sourced. Put
+/// in `fpath` as `_tokvault` (where packages put it), zsh runs the file at
+/// the first TAB instead: it must then complete that TAB itself.
+fn complete_first_tab_when_autoloaded(script: Vec<u8>) -> Vec<u8> {
+    const REGISTER: &str = "compdef _clap_dynamic_completer_tokvault tokvault";
+    let text = String::from_utf8_lossy(&script);
+    if !text.contains(REGISTER) {
+        return script;
+    }
+    text.replace(
+        REGISTER,
+        &format!(
+            "if [[ \"${{funcstack[1]}}\" == _tokvault ]]; then\n    \
+             _clap_dynamic_completer_tokvault \"$@\"\nelse\n    {REGISTER}\nfi"
+        ),
+    )
+    .into_bytes()
 }

@@ -693,6 +693,12 @@ fn every_command_help_shows_an_example() {
             run.stdout
         );
     }
+    let export = sandbox.run_bare(&["export", "--help"]);
+    assert!(
+        export.stdout.contains("Not for a live job") && export.stdout.contains("tokvault exec"),
+        "export --help warns against loading it into a job: {}",
+        export.stdout
+    );
     let top = sandbox.run_bare(&["--help"]);
     for command in commands {
         assert!(top.stdout.contains(command), "{command} listed in --help");

@@ -364,6 +364,51 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
     assert_eq!(tab(&typed, false), ["sheets"]);
     // No identity: no names, and no prompt or error on the terminal.
     assert!(!tab(&["tokvault", "remove", ""], false).contains(&"gmail".to_owned()));
+    // zsh: sourced, it registers; autoloaded from fpath as _tokvault (the
+    // package's place), it completes the first TAB too.
+    let zsh = sandbox.run_bare(&["completions", "zsh"]);
+    assert!(
+        zsh.stdout.starts_with("#compdef tokvault")
+            && zsh.stdout.contains("== _tokvault ]]; then")
+            && zsh
+                .stdout
+                .contains("    compdef _clap_dynamic_completer_tokvault tokvault"),
+        "{}",
+        zsh.stdout
+    );
+    if let Some(zsh_binary) = peer("TOKVAULT_TEST_ZSH", "zsh") {
+        let fpath = sandbox.path("zsh-functions");
+        std::fs::create_dir_all(&fpath).expect("mkdir");
+        std::fs::write(fpath.join("_tokvault"), &zsh.stdout).expect("write _tokvault");
+        let bin = std::path::Path::new(crate::common::TOKVAULT)
+            .parent()
+            .expect("bin dir");
+        let run: crate::common::Run = sandbox
+            .command()
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("TOKVAULT_VAULT", sandbox.vault())
+            .env("TOKVAULT_IDENTITY", sandbox.identity())
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .fold(Command::new(&zsh_binary), |mut c, (k, v)| {
+                c.env(k, v);
+                c
+            })
+            .arg("-f")
+            .arg(crate::peers::repo_root().join("tests/zsh/first_tab.zsh"))
+            .arg(&fpath)
+            .output()
+            .expect("zsh")
+            .into();
+        assert_eq!(run.stdout.trim(), "COMPLETED", "{}", run.stderr);
+    }
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let run = sandbox.run_bare(&["completions", shell]);
         run.assert_code(0);
