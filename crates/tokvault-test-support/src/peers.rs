@@ -29,6 +29,25 @@ pub fn peer(variable: &str, what: &str) -> Option<PathBuf> {
     }
 }
 
+/// Debian's `age` (scripts/peers.sh installs it), or `None` outside CI when
+/// it is not installed. In CI (`CI` set) a missing peer is a failure.
+#[allow(clippy::print_stderr)] // a skipped test says why
+pub fn age_binary() -> Option<&'static str> {
+    let found = Command::new("age")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: the age binary is missing (scripts/test installs it)"
+        );
+        eprintln!("skipping: the age binary is not installed (scripts/test installs it)");
+        return None;
+    }
+    Some("age")
+}
+
 /// A confidential client authenticating with HTTP Basic: id and secret.
 pub const BASIC_CLIENT: (&str, &str) = ("basic-client", "basic-client-secret-0123456789abcdef");
 /// A confidential client authenticating in the body: id and secret.

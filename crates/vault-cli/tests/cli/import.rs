@@ -12,33 +12,12 @@ use serde_json::Value;
 
 use crate::common::{Run, Sandbox, read};
 use crate::e2e::{listed, utf8};
+use crate::peers::age_binary;
 
 /// An access token valid for years, so `tokvault token` shows what was
 /// imported without a token endpoint.
 const ACCESS_TOKEN: &str = "ya29.access-canary-7f3e";
 const REFRESH_TOKEN: &str = "1//refresh-canary-9a1c";
-
-#[allow(
-    clippy::print_stderr,
-    reason = "a skipped peer must be visible in the test output"
-)]
-/// Debian's `age`, or `None` outside CI when it is not installed. In CI
-/// (`CI` set) a missing peer is a failure, never a silent skip.
-fn age_binary() -> Option<&'static str> {
-    let found = Command::new("age")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: the age binary is missing (scripts/test installs it)"
-        );
-        eprintln!("skipping: the age binary is not installed (scripts/test installs it)");
-        return None;
-    }
-    Some("age")
-}
 
 /// google-auth's `to_json()` with a refresh token and a long-valid access
 /// token, at `relative` in the sandbox.

@@ -8,28 +8,7 @@ use std::process::Command;
 use vault_format::{Slot, SlotSpec, Unlock, Vault, VaultKey};
 
 use crate::common::refresh_record;
-
-#[allow(
-    clippy::print_stderr,
-    reason = "a skipped peer must be visible in the test output"
-)]
-/// The `age` binary, or `None` outside CI when it is not installed. In CI
-/// (`CI` set) a missing peer is a failure, never a silent skip.
-fn age_binary() -> Option<&'static str> {
-    let found = Command::new("age")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: the age binary is missing (scripts/test installs it)"
-        );
-        eprintln!("skipping: the age binary is not installed (scripts/test installs it)");
-        return None;
-    }
-    Some("age")
-}
+use tokvault_test_support::peers::age_binary;
 
 fn vector_key(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
