@@ -142,7 +142,7 @@ pub struct RefreshRun<'s, B: Backend> {
 impl<B: Backend> Session<B> {
     /// Phase one: takes the lease and prepares a run.
     pub async fn begin_refresh(&self, selection: Selection) -> Result<RefreshRun<'_, B>> {
-        let lease = self.lock().await?;
+        let lease = self.lock_existing().await?;
         self.begin_refresh_under(lease, selection).await
     }
 

@@ -144,6 +144,19 @@ impl<B: Backend> Session<B> {
         ))
     }
 
+    /// The lease on a vault that must already exist. When it cannot be
+    /// taken because there is no vault (not even its directory), the error
+    /// is [`Session::no_vault`], what readers say, not the directory's.
+    pub async fn lock_existing(&self) -> Result<B::Lease<'_>> {
+        match self.lock().await {
+            Ok(lease) => Ok(lease),
+            Err(error) => match self.backend.read().await {
+                Ok(None) => Err(self.no_vault()),
+                _ => Err(error),
+            },
+        }
+    }
+
     /// Takes the lease, waiting up to the session's lock wait.
     pub async fn lock(&self) -> Result<B::Lease<'_>> {
         self.backend.acquire(self.options.lock_wait).await
@@ -501,7 +514,7 @@ impl<B: Backend> Session<B> {
         if_fails: IfWriteFails,
         change: impl FnOnce(&mut Vault) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let mut lease = self.lock().await?;
+        let mut lease = self.lock_existing().await?;
         let opened = self.open_locked(&mut lease).await?;
         let mut vault = opened.vault;
         let value = change(&mut vault)?;

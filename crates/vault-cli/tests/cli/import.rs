@@ -244,6 +244,17 @@ fn a_missing_vault_gets_the_same_advice_as_list() {
         let import = at(&["import", "--name", "gmail", utf8(&input)]);
         import.assert_code(1);
         assert_eq!(import.stderr, list.stderr, "the same error");
+        // The writers too, also when the vault's directory is missing.
+        let other = Sandbox::new().keygen();
+        for writer in [
+            &["remove", "gmail"][..],
+            &["rekey", "-r", &other],
+            &["refresh"],
+        ] {
+            let run = at(writer);
+            run.assert_code(1);
+            assert_eq!(run.stderr, list.stderr, "{writer:?}: the same error");
+        }
         assert!(!vault.exists());
     }
 }

@@ -599,25 +599,8 @@ fn refresh_reauthorize_runs_the_login_when_a_person_is_at_the_terminal() {
     let revoked = current_refresh_token(&sandbox, "mail");
     rt.block_on(server.revoke(POST_CLIENT, &revoked));
 
-    // `script` gives tokvault a terminal; no $BROWSER and no display, so
-    // it asks for the pasted URL.
-    let inner = format!(
-        "exec '{}' --vault '{}' -i '{}' refresh --force --reauthorize",
-        crate::common::TOKVAULT,
-        utf8(&sandbox.vault()),
-        utf8(&sandbox.identity())
-    );
-    let mut command = sandbox.command();
-    let envs: Vec<_> = command
-        .get_envs()
-        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
-        .collect();
-    command = std::process::Command::new("script");
-    command
-        .env_clear()
-        .envs(envs)
-        .args(["-q", "-e", "-c", &inner, "/dev/null"]);
-    let mut refresh = Login::start(command, true, true);
+    // No $BROWSER and no display, so it asks for the pasted URL.
+    let mut refresh = Login::start(reauthorize_at_a_terminal(&sandbox), true, true);
     let url = refresh.line("authorization URL", is_auth_url(&server));
     refresh.paste(&rt.block_on(browser::authorize(&url, "alice")));
     refresh.line("re-authorized result", |line| {
@@ -632,6 +615,58 @@ fn refresh_reauthorize_runs_the_login_when_a_person_is_at_the_terminal() {
     );
     assert_ne!(current_refresh_token(&sandbox, "mail"), revoked);
     assert_works(&sandbox, "mail");
+}
+
+/// `refresh --force --reauthorize` with a terminal, which `script` gives it.
+fn reauthorize_at_a_terminal(sandbox: &Sandbox) -> std::process::Command {
+    let inner = format!(
+        "exec '{}' --vault '{}' -i '{}' refresh --force --reauthorize",
+        crate::common::TOKVAULT,
+        utf8(&sandbox.vault()),
+        utf8(&sandbox.identity())
+    );
+    let envs: Vec<_> = sandbox
+        .command()
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let mut command = std::process::Command::new("script");
+    command
+        .env_clear()
+        .envs(envs)
+        .args(["-q", "-e", "-c", &inner, "/dev/null"]);
+    command
+}
+
+/// A record imported from a token file stores no authorization endpoint,
+/// and `refresh` has no `--auth-url`: `--reauthorize` says which command
+/// gives it, instead of naming an option `refresh` does not have.
+#[test]
+fn refresh_reauthorize_of_an_imported_record_names_the_login_that_can() {
+    let Some(story) = crate::e2e::Story::start(true, 3600) else {
+        return;
+    };
+    let refresh_token = current_refresh_token(&story.sandbox, "demo");
+    story
+        .rt
+        .block_on(story.server.revoke(POST_CLIENT, &refresh_token));
+    let refresh = Login::start(reauthorize_at_a_terminal(&story.sandbox), true, true);
+    // `script`'s terminal: stdout and stderr together, read as lines.
+    let said = refresh.finish();
+    said.assert_code(3);
+    assert!(
+        said.stderr.contains(
+            "the record stores no authorization endpoint; run `tokvault login demo --again \
+             --auth-url AUTHORIZATION_URL`"
+        ),
+        "{}",
+        said.stderr
+    );
+    assert!(
+        !said
+            .stderr
+            .contains("give the server's authorization endpoint with --auth-url")
+    );
 }
 
 /// Runs `login NAME` (the post client, `openid offline_access`, `--no-browser`
