@@ -32,18 +32,34 @@ impl Cli {
     /// required" for a value nobody typed.
     pub(crate) fn parse_args() -> Result<Self, clap::Error> {
         let command = ignore_empty_env(Self::command());
-        Self::from_arg_matches(&command.try_get_matches()?)
+        Self::from_arg_matches_mut(&mut command.try_get_matches()?)
     }
 }
 
-fn ignore_empty_env(mut command: clap::Command) -> clap::Command {
+fn ignore_empty_env(command: clap::Command) -> clap::Command {
+    // Rebuilding the tree costs more than parsing it: only when some
+    // variable is set and empty.
+    if has_empty_env(&command) {
+        drop_empty_env(command)
+    } else {
+        command
+    }
+}
+
+fn has_empty_env(command: &clap::Command) -> bool {
+    command.get_arguments().any(is_empty_env) || command.get_subcommands().any(has_empty_env)
+}
+
+fn is_empty_env(arg: &clap::Arg) -> bool {
+    arg.get_env()
+        .and_then(std::env::var_os)
+        .is_some_and(|value| value.is_empty())
+}
+
+fn drop_empty_env(mut command: clap::Command) -> clap::Command {
     let empty: Vec<clap::Id> = command
         .get_arguments()
-        .filter(|arg| {
-            arg.get_env()
-                .and_then(std::env::var_os)
-                .is_some_and(|value| value.is_empty())
-        })
+        .filter(|arg| is_empty_env(arg))
         .map(|arg| arg.get_id().clone())
         .collect();
     for id in empty {
@@ -54,7 +70,7 @@ fn ignore_empty_env(mut command: clap::Command) -> clap::Command {
         .map(|sub| sub.get_name().to_owned())
         .collect();
     for name in names {
-        command = command.mut_subcommand(name, ignore_empty_env);
+        command = command.mut_subcommand(name, drop_empty_env);
     }
     command
 }
