@@ -139,13 +139,13 @@ impl From<AgeInputError> for EngineError {
 }
 
 /// Decrypts the age file `bytes` (named `input` in messages) with
-/// `identities`, whose recipients are `recipients` (for the message when
-/// none matches). The plaintext is only ever in zeroizing buffers.
+/// `identities`, whose recipients `recipients` gives (asked only for the
+/// message when none matches). The plaintext is only ever in zeroizing buffers.
 pub fn decrypt(
     bytes: &[u8],
     input: &str,
     identities: &[&dyn age::Identity],
-    recipients: &[String],
+    recipients: &dyn Fn() -> Vec<String>,
 ) -> Result<Zeroizing<Vec<u8>>, AgeInputError> {
     let input = input.to_owned();
     let bytes = armored(bytes).unwrap_or(bytes);
@@ -170,7 +170,7 @@ pub fn decrypt(
         Err(age::DecryptError::NoMatchingKeys) => {
             return Err(AgeInputError::OtherRecipient {
                 input,
-                recipients: recipients.to_vec(),
+                recipients: recipients(),
             });
         }
         Err(_) => return Err(AgeInputError::Damaged { input }),
@@ -210,12 +210,9 @@ mod tests {
 
     fn open(bytes: &[u8], identity: &age::x25519::Identity) -> Result<Vec<u8>, AgeInputError> {
         let identities: [&dyn age::Identity; 1] = [identity];
-        decrypt(
-            bytes,
-            "token.json.age",
-            &identities,
-            &["age1server".to_owned()],
-        )
+        decrypt(bytes, "token.json.age", &identities, &|| {
+            vec!["age1server".to_owned()]
+        })
         .map(|plaintext| plaintext.to_vec())
     }
 
@@ -261,7 +258,7 @@ mod tests {
     fn no_identity_is_named_as_such() {
         let identity = age::x25519::Identity::generate();
         let file = encrypt(&identity.to_public(), false);
-        let error = decrypt(&file, "stdin", &[], &[]).expect_err("no identity");
+        let error = decrypt(&file, "stdin", &[], &Vec::new).expect_err("no identity");
         assert!(matches!(error, AgeInputError::NoIdentity { .. }), "{error}");
     }
 

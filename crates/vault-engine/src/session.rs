@@ -250,7 +250,7 @@ impl<B: Backend> Session<B> {
             bytes,
             input,
             &identities,
-            &material.recipients,
+            &|| material.recipients(),
         )?)
     }
 

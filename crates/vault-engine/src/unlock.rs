@@ -19,9 +19,11 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 #[derive(Default)]
 pub struct UnlockMaterial {
     pub(crate) identities: Vec<Box<dyn age::Identity + Send + Sync>>,
-    /// The recipients of the age identities (public; for messages). SSH
-    /// keys and identities given in memory have none here.
-    pub(crate) recipients: Vec<String>,
+    /// The identity files and the policy they were read under: their
+    /// recipients are worked out only for a message that needs them
+    /// ([`UnlockMaterial::recipients`]), never on the token path.
+    identity_files: Vec<PathBuf>,
+    policy: SecretFilePolicy,
     pub(crate) passphrase: Option<SecretString>,
     /// A passphrase was asked for already (ask once).
     pub(crate) asked: bool,
@@ -105,51 +107,67 @@ impl SecretFilePolicy {
 
     /// An age identity file (`AGE-SECRET-KEY-1…` lines) or an unencrypted
     /// OpenSSH / PEM SSH private key.
-    pub fn read_identities(
-        &self,
-        path: &Path,
-    ) -> Result<Vec<Box<dyn age::Identity + Send + Sync>>> {
-        Ok(self.read_identity_file(path)?.0)
+    pub fn read_identities(&self, path: &Path) -> Result<Identities> {
+        match self.read_identity_file(path)? {
+            IdentityFile::Ssh(identities) => Ok(identities),
+            IdentityFile::Age(file) => age_identities(path, file),
+        }
     }
 
-    /// [`SecretFilePolicy::read_identities`], and the recipients of the
-    /// age identities.
-    fn read_identity_file(&self, path: &Path) -> Result<(Identities, Vec<String>)> {
+    /// The recipients of the age identities in `path` (public; SSH keys
+    /// give none). Costs a public-key computation per identity.
+    fn read_recipients(&self, path: &Path) -> Result<Vec<String>> {
+        let IdentityFile::Age(file) = self.read_identity_file(path)? else {
+            return Ok(Vec::new());
+        };
+        let mut listed = Vec::new();
+        file.write_recipients_file(&mut listed)
+            .map_err(|e| EngineError::failure(format!("{}: {e}", path.display())))?;
+        Ok(String::from_utf8_lossy(&listed)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn read_identity_file(&self, path: &Path) -> Result<IdentityFile> {
         let bytes = self.read(path, "identity file")?;
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             EngineError::failure(format!("identity file {} is not text", path.display()))
         })?;
         if text.contains("PRIVATE KEY-----") {
-            return Ok((ssh_identity(path, text)?, Vec::new()));
+            return Ok(IdentityFile::Ssh(ssh_identity(path, text)?));
         }
-        let file = age::IdentityFile::from_buffer(BufReader::new(text.as_bytes())).map_err(|_| {
-            EngineError::failure(format!(
-                "{} is not an age identity file (AGE-SECRET-KEY-1… lines) or an SSH private key",
-                path.display()
-            ))
-        })?;
-        let mut listed = Vec::new();
-        let recipients = match file.write_recipients_file(&mut listed) {
-            Ok(()) => String::from_utf8_lossy(&listed)
-                .lines()
-                .map(str::to_owned)
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        let identities = file.into_identities().map_err(|_| {
-            EngineError::failure(format!(
-                "{} holds an identity tokvault cannot use",
-                path.display()
-            ))
-        })?;
-        if identities.is_empty() {
-            return Err(EngineError::failure(format!(
-                "{} holds no identity",
-                path.display()
-            )));
-        }
-        Ok((identities, recipients))
+        age::IdentityFile::from_buffer(BufReader::new(text.as_bytes()))
+            .map(IdentityFile::Age)
+            .map_err(|_| {
+                EngineError::failure(format!(
+                    "{} is not an age identity file (AGE-SECRET-KEY-1… lines) or an SSH private key",
+                    path.display()
+                ))
+            })
     }
+}
+
+/// An identity file as read: SSH keys, or age's parsed file.
+enum IdentityFile {
+    Ssh(Identities),
+    Age(age::IdentityFile<age::NoCallbacks>),
+}
+
+fn age_identities(path: &Path, file: age::IdentityFile<age::NoCallbacks>) -> Result<Identities> {
+    let identities = file.into_identities().map_err(|_| {
+        EngineError::failure(format!(
+            "{} holds an identity tokvault cannot use",
+            path.display()
+        ))
+    })?;
+    if identities.is_empty() {
+        return Err(EngineError::failure(format!(
+            "{} holds no identity",
+            path.display()
+        )));
+    }
+    Ok(identities)
 }
 
 /// Identities as age takes them.
@@ -187,7 +205,8 @@ impl UnlockMaterial {
     ) -> Self {
         Self {
             identities,
-            recipients: Vec::new(),
+            identity_files: Vec::new(),
+            policy: SecretFilePolicy::default(),
             passphrase,
             asked: false,
         }
@@ -201,21 +220,30 @@ impl UnlockMaterial {
         policy: &SecretFilePolicy,
     ) -> Result<Self> {
         let mut identities = Vec::new();
-        let mut recipients = Vec::new();
         for path in identity_files {
-            let (found, theirs) = policy.read_identity_file(path)?;
-            identities.extend(found);
-            recipients.extend(theirs);
+            identities.extend(policy.read_identities(path)?);
         }
         let passphrase = passphrase_file
             .map(|p| policy.read_passphrase(p))
             .transpose()?;
         Ok(Self {
             identities,
-            recipients,
+            identity_files: identity_files.to_vec(),
+            policy: policy.clone(),
             passphrase,
             asked: false,
         })
+    }
+
+    /// The recipients of the identity files (public, for a message): read
+    /// again here, so loading the identities costs no public-key
+    /// computation. A file that no longer reads gives none.
+    pub(crate) fn recipients(&self) -> Vec<String> {
+        self.identity_files
+            .iter()
+            .filter_map(|path| self.policy.read_recipients(path).ok())
+            .flatten()
+            .collect()
     }
 
     /// Whether nothing was given that could open a vault.
@@ -294,7 +322,7 @@ mod tests {
         )
         .expect("loaded");
         assert_eq!(
-            material.recipients,
+            material.recipients(),
             std::slice::from_ref(&recipient),
             "its recipient"
         );
