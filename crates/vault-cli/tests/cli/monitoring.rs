@@ -295,7 +295,7 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
     // What bash offers at a TAB, through the installed script and the
     // binary on PATH: commands, options, and the vault's record names
     // (with the vault and identity from the variables or typed on the line).
-    let tab = |words: &[&str], with_env: bool| -> Vec<String> {
+    let tab = |words: &[&str], env: &[(&str, String)]| -> Vec<String> {
         let bin = std::path::Path::new(crate::common::TOKVAULT)
             .parent()
             .expect("bin dir");
@@ -316,11 +316,7 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
         let mut command = sandbox.command();
         // A job's own COMPLETE does not turn tokvault into a completer.
         command.env("PATH", path).env("COMPLETE", "true");
-        if with_env {
-            command
-                .env("TOKVAULT_VAULT", sandbox.vault())
-                .env("TOKVAULT_IDENTITY", sandbox.identity());
-        }
+        command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
         let output = command
             .get_envs()
             .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
@@ -342,10 +338,14 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
             .collect()
     };
     assert_eq!(
-        tab(&["tokvault", "re"], false),
+        tab(&["tokvault", "re"], &[]),
         ["refresh", "remove", "rekey"]
     );
-    let names = tab(&["tokvault", "token", ""], true);
+    let from_variables = [
+        ("TOKVAULT_VAULT", utf8(&sandbox.vault()).to_owned()),
+        ("TOKVAULT_IDENTITY", utf8(&sandbox.identity()).to_owned()),
+    ];
+    let names = tab(&["tokvault", "token", ""], &from_variables);
     assert!(
         names.starts_with(&["gmail".to_owned(), "sheets".to_owned()]),
         "{names:?}"
@@ -361,9 +361,36 @@ fn completions_and_man_pages_come_from_the_command_definitions() {
         "exec",
         "s",
     ];
-    assert_eq!(tab(&typed, false), ["sheets"]);
+    assert_eq!(tab(&typed, &[]), ["sheets"]);
     // No identity: no names, and no prompt or error on the terminal.
-    assert!(!tab(&["tokvault", "remove", ""], false).contains(&"gmail".to_owned()));
+    assert!(!tab(&["tokvault", "remove", ""], &[]).contains(&"gmail".to_owned()));
+    // A vault in a bucket: no names, and no connection to its endpoint
+    // (the completer reads local files only; this guards against one that
+    // opens the vault through the session's backend).
+    let endpoint = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    endpoint.set_nonblocking(true).expect("nonblocking");
+    let bucket = [
+        (
+            "TOKVAULT_VAULT",
+            "s3://tokvault-completion/vault.tokvault".to_owned(),
+        ),
+        ("TOKVAULT_IDENTITY", utf8(&sandbox.identity()).to_owned()),
+        (
+            "AWS_ENDPOINT_URL",
+            format!("http://{}", endpoint.local_addr().expect("addr")),
+        ),
+        ("AWS_ACCESS_KEY_ID", "id".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "secret".to_owned()),
+    ];
+    assert!(
+        tab(&["tokvault", "token", ""], &bucket)
+            .iter()
+            .all(|c| c.starts_with('-'))
+    );
+    assert!(
+        matches!(endpoint.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a TAB connected to the bucket's endpoint"
+    );
     // zsh: sourced, it registers; autoloaded from fpath as _tokvault (the
     // package's place), it completes the first TAB too.
     let zsh = sandbox.run_bare(&["completions", "zsh"]);
