@@ -6,11 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use vault_engine::{
-    AnyBackend, FileBackend, S3Backend, S3Location, S3Settings, Session, SessionOptions,
-    UnlockMaterial,
-};
-use vault_format::SecretString;
+use vault_engine::{AnyBackend, Session, SessionOptions, UnlockMaterial};
 
 use crate::cli::Global;
 use crate::error::{CliError, Result};
@@ -81,7 +77,7 @@ impl Context {
             Some(path) => path.clone(),
             None => vault_engine::paths::default_state_dir()?,
         };
-        let backend = self.backend(&vault, &state_dir)?;
+        let backend = AnyBackend::locate(&vault, &state_dir, self.lease_ttl)?;
         Ok(Session::new(
             backend,
             state_dir,
@@ -93,59 +89,6 @@ impl Context {
             },
         ))
     }
-}
-
-impl Context {
-    /// A file, or an object for `s3://BUCKET/KEY`.
-    fn backend(&self, vault: &std::path::Path, state_dir: &std::path::Path) -> Result<AnyBackend> {
-        let Some(url) = vault.to_str().filter(|v| v.starts_with("s3://")) else {
-            return Ok(AnyBackend::File(FileBackend::new(vault, state_dir)?));
-        };
-        let location = S3Location::parse(url).ok_or_else(|| {
-            CliError::usage(format!(
-                "--vault {url:?}: write s3://BUCKET/KEY (a lowercase bucket name and an object key)"
-            ))
-        })?;
-        let settings = s3_settings(self.lease_ttl)?;
-        Ok(AnyBackend::S3(Box::new(S3Backend::new(
-            &location, &settings, state_dir,
-        )?)))
-    }
-}
-
-/// The standard AWS variables, and the systemd credentials
-/// `aws-access-key-id`, `aws-secret-access-key`, `aws-session-token`.
-fn s3_settings(lease_ttl: Duration) -> Result<S3Settings> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let credential = |name: &str| -> Result<Option<SecretString>> {
-        let Some(dir) = var("CREDENTIALS_DIRECTORY") else {
-            return Ok(None);
-        };
-        let path = std::path::Path::new(&dir).join(name);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let bytes = vault_engine::SecretFilePolicy::from_env().read(&path, "S3 credential")?;
-        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-        Ok(Some(SecretString::from(text)))
-    };
-    let secret = |variable: &str, file: &str| -> Result<Option<SecretString>> {
-        Ok(match var(variable) {
-            Some(value) => Some(SecretString::from(value)),
-            None => credential(file)?,
-        })
-    };
-    Ok(S3Settings {
-        endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
-        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
-        access_key_id: match var("AWS_ACCESS_KEY_ID") {
-            Some(id) => Some(id),
-            None => credential("aws-access-key-id")?.map(|s| s.expose_secret().to_owned()),
-        },
-        secret_access_key: secret("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key")?,
-        session_token: secret("AWS_SESSION_TOKEN", "aws-session-token")?,
-        lease_ttl,
-    })
 }
 
 /// Runs `future` on a single-threaded runtime (a command's storage and

@@ -1,24 +1,15 @@
-//! What `serve` and `exec --gce-server/--azure-server` share: the
-//! endpoints built from the options and the vault's records, the token
-//! cache and the runtime they run on.
+//! What `serve` and `exec --gce-server/--azure-server` share: the runtime
+//! they run on, the token settings, and stop signals caught as a future.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault_oauth::{Refresher, RefresherConfig};
 pub(crate) use vault_serve::endpoints::Endpoints;
-use vault_serve::{RunReport, Server, TokenSettings, Tokens};
+use vault_serve::{RunReport, Started, TokenSettings};
 
 use crate::context::{Context, VaultSession};
 use crate::error::{CliError, Result};
-
-/// A bound server and what it serves.
-pub(crate) struct Bound {
-    pub(crate) server: Server<vault_engine::AnyBackend>,
-    pub(crate) tokens: Arc<Tokens<vault_engine::AnyBackend>>,
-    pub(crate) address: SocketAddr,
-}
 
 /// A runtime for a server: two workers, so that requests are answered
 /// while a refresh waits on its provider.
@@ -30,57 +21,23 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))
 }
 
-/// Opens the vault once to learn the records, then binds `listen`.
-pub(crate) async fn bind(
+/// The server for `endpoints` on `listen`, its runs reported by `report`.
+pub(crate) async fn start(
     ctx: &Context,
     listen: SocketAddr,
     endpoints: Endpoints,
     min_valid: Duration,
     report: impl Fn(&Arc<VaultSession>) -> RunReport,
-) -> Result<Bound> {
+) -> Result<Started<vault_engine::AnyBackend>> {
     let session = Arc::new(ctx.session()?);
-    let vault = session.open().await?;
-    let config = vault_serve::endpoints::server_config(&vault, endpoints)?;
-    drop(vault);
-    let mut records: Vec<String> = config
-        .gce
-        .iter()
-        .flat_map(|g| g.accounts.iter().map(|a| a.record.clone()))
-        .chain(
-            config
-                .azure
-                .iter()
-                .flat_map(|a| a.resources.values().cloned()),
-        )
-        .collect();
-    records.sort();
-    records.dedup();
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| CliError::failure(e.to_string()))?;
+    let report = report(&session);
     let settings = TokenSettings {
         min_valid,
         max_run_time: crate::commands::refresh::DEFAULT_MAX_RUN_TIME,
         retry_after: Duration::from_secs(30),
     };
-    let report = report(&session);
-    let tokens = Tokens::new(session, refresher, settings, records, report)
-        .map_err(|e| CliError::failure(format!("cannot start the refresh worker: {e}")))?;
-    let server = Server::bind(listen, config, Arc::clone(&tokens))
-        .await
-        .map_err(|e| match e {
-            vault_serve::BindError::NotLoopback(_) => CliError::usage(e.to_string()),
-            vault_serve::BindError::Io { .. } => CliError::failure(e.to_string()),
-        })?;
-    let address = server
-        .local_addr()
-        .map_err(|e| CliError::failure(format!("cannot read the listening address: {e}")))?;
-    Ok(Bound {
-        server,
-        tokens,
-        address,
-    })
+    Ok(vault_serve::start(session, listen, endpoints, settings, report).await?)
 }
-
 /// Resolves when SIGTERM, SIGINT or SIGHUP arrives.
 pub(crate) async fn stop_signal() {
     match StopSignals::listen() {

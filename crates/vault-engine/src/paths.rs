@@ -1,12 +1,16 @@
-//! Where things are when the options do not say: the XDG base directories
-//! and systemd's credentials directory (`LoadCredential=`). Every lookup
-//! has a form that takes the environment as a function, so it is tested
-//! without changing the process's own.
+//! Where things are when the options do not say: the XDG base directories,
+//! systemd's credentials directory (`LoadCredential=`) and the AWS
+//! variables. Every lookup has a form that takes the environment as a
+//! function, so it is tested without changing the process's own.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use vault_format::SecretString;
 
 use crate::error::{EngineError, Result};
+use crate::store::{AnyBackend, FileBackend, S3Backend, S3Location, S3Settings};
 use crate::unlock::{SecretFilePolicy, UnlockMaterial};
 
 /// The variables that say where the keys are: withheld from every program
@@ -111,6 +115,57 @@ fn passphrase_path(env: Env<'_>, given: Option<&Path>) -> Option<PathBuf> {
         .or_else(|| credential(env, "tokvault-passphrase").filter(|p| p.exists()))
 }
 
+impl AnyBackend {
+    /// The vault at `vault`: an object for `s3://BUCKET/KEY`, reached with
+    /// [`S3Settings::from_env`], else a file.
+    pub fn locate(vault: &Path, state_dir: &Path, lease_ttl: Duration) -> Result<Self> {
+        let Some(url) = vault.to_str().filter(|v| v.starts_with("s3://")) else {
+            return Ok(Self::File(FileBackend::new(vault, state_dir)?));
+        };
+        let location = S3Location::parse(url).ok_or_else(|| {
+            EngineError::usage(format!(
+                "--vault {url:?}: write s3://BUCKET/KEY (a lowercase bucket name and an object key)"
+            ))
+        })?;
+        let settings = S3Settings::from_env(lease_ttl)?;
+        Ok(Self::S3(Box::new(S3Backend::new(
+            &location, &settings, state_dir,
+        )?)))
+    }
+}
+
+impl S3Settings {
+    /// The standard AWS variables, else the systemd credentials
+    /// `aws-access-key-id`, `aws-secret-access-key`, `aws-session-token`.
+    pub fn from_env(lease_ttl: Duration) -> Result<Self> {
+        s3_settings(&process_env, &SecretFilePolicy::from_env(), lease_ttl)
+    }
+}
+
+fn s3_settings(env: Env<'_>, policy: &SecretFilePolicy, lease_ttl: Duration) -> Result<S3Settings> {
+    let var = |name: &str| set(env, name).and_then(|v| v.into_string().ok());
+    let secret = |variable: &str, file: &str| -> Result<Option<SecretString>> {
+        if let Some(value) = var(variable) {
+            return Ok(Some(SecretString::from(value)));
+        }
+        let Some(path) = credential(env, file).filter(|p| p.exists()) else {
+            return Ok(None);
+        };
+        let bytes = policy.read(&path, "S3 credential")?;
+        let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+        Ok(Some(SecretString::from(text)))
+    };
+    Ok(S3Settings {
+        endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+        region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+        access_key_id: secret("AWS_ACCESS_KEY_ID", "aws-access-key-id")?
+            .map(|id| id.expose_secret().to_owned()),
+        secret_access_key: secret("AWS_SECRET_ACCESS_KEY", "aws-secret-access-key")?,
+        session_token: secret("AWS_SESSION_TOKEN", "aws-session-token")?,
+        lease_ttl,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +232,60 @@ mod tests {
             passphrase_path(&env, None),
             Some(credentials.join("tokvault-passphrase"))
         );
+    }
+
+    #[test]
+    fn s3_settings_take_the_aws_variables_first_then_the_credentials() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir_all(&credentials).expect("mkdir");
+        for (file, value) in [
+            ("aws-access-key-id", "file-id\n"),
+            ("aws-secret-access-key", "file-secret\n"),
+        ] {
+            std::fs::write(credentials.join(file), value).expect("write");
+        }
+        let policy = SecretFilePolicy {
+            credentials_dir: Some(credentials.clone()),
+        };
+        let ttl = Duration::from_secs(60);
+        let env = env_of(&[
+            ("CREDENTIALS_DIRECTORY", &credentials),
+            ("AWS_ENDPOINT_URL", Path::new("http://127.0.0.1:1")),
+            ("AWS_ENDPOINT_URL_S3", Path::new("http://127.0.0.1:2")),
+            ("AWS_DEFAULT_REGION", Path::new("eu-west-1")),
+            ("AWS_SECRET_ACCESS_KEY", Path::new("variable-secret")),
+        ]);
+        let settings = s3_settings(&env, &policy, ttl).expect("settings");
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:2"));
+        assert_eq!(settings.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(settings.access_key_id.as_deref(), Some("file-id"));
+        let secret = settings.secret_access_key.expect("a secret");
+        assert_eq!(secret.expose_secret(), "variable-secret");
+        assert!(settings.session_token.is_none(), "no token anywhere");
+        assert_eq!(settings.lease_ttl, ttl);
+        let nothing = s3_settings(&env_of(&[]), &SecretFilePolicy::default(), ttl)
+            .expect("no settings at all");
+        assert!(nothing.endpoint.is_none() && nothing.access_key_id.is_none());
+    }
+
+    #[test]
+    fn an_s3_vault_needs_a_bucket_and_a_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ttl = Duration::from_secs(60);
+        for bad in [
+            "s3://",
+            "s3://bucket",
+            "s3://Bucket/key",
+            "s3://bucket/dir/",
+        ] {
+            let error = AnyBackend::locate(Path::new(bad), dir.path(), ttl)
+                .expect_err("not a vault object");
+            assert_eq!(error.kind(), ErrorKind::Usage, "{bad}");
+            assert!(error.to_string().contains("s3://BUCKET/KEY"), "{error}");
+        }
+        let file =
+            AnyBackend::locate(&dir.path().join("v.tokvault"), dir.path(), ttl).expect("a file");
+        assert!(matches!(file, AnyBackend::File(_)));
     }
 }

@@ -210,4 +210,22 @@ mod tests {
         .expect_err("one email twice");
         assert_eq!(twice.kind(), ErrorKind::Usage);
     }
+
+    #[test]
+    fn the_records_served_are_listed_once_each() {
+        let config = server_config(
+            &vault(),
+            Endpoints {
+                gce: vec![
+                    (None, "plain".to_owned()),
+                    (Some("mail@example.com".to_owned()), "gmail".to_owned()),
+                ],
+                azure: vec!["graph".to_owned(), "gmail".to_owned()],
+                azure_header: Some(SecretString::copy_from("h")),
+                ..Endpoints::default()
+            },
+        )
+        .expect("config");
+        assert_eq!(config.records(), ["gmail", "graph", "plain"]);
+    }
 }

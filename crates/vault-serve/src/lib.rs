@@ -15,9 +15,11 @@ pub mod gce;
 pub mod metrics;
 pub mod peer;
 pub mod server;
+pub mod start;
 pub mod tokens;
 
 pub use azure::AzureConfig;
 pub use gce::{GceAccount, GceConfig};
 pub use server::{BindError, Server, ServerConfig};
+pub use start::{Started, start};
 pub use tokens::{Failure, RunReport, Served, TokenSettings, Tokens};

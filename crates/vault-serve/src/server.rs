@@ -32,6 +32,18 @@ pub struct ServerConfig {
     pub allowed_uids: Vec<u32>,
 }
 
+impl ServerConfig {
+    /// Every record served, once each, sorted.
+    pub fn records(&self) -> Vec<String> {
+        let gce = self.gce.iter().flat_map(|g| &g.accounts).map(|a| &a.record);
+        let azure = self.azure.iter().flat_map(|a| a.resources.values());
+        let mut records: Vec<String> = gce.chain(azure).cloned().collect();
+        records.sort();
+        records.dedup();
+        records
+    }
+}
+
 type Reply = Response<Full<Bytes>>;
 
 /// How long a client may take to send a request's headers.

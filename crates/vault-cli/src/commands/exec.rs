@@ -135,7 +135,7 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
         // waits for its save.
         let mut signals = StopSignals::listen()
             .map_err(|e| CliError::failure(format!("cannot catch stop signals: {e}")))?;
-        let bound = servers::bind(ctx, listen, endpoints, args.min_valid, |session| {
+        let started = servers::start(ctx, listen, endpoints, args.min_valid, |session| {
             let session = Arc::clone(session);
             let lock_timeout = ctx.lock_timeout;
             Arc::new(move |summary: &vault_engine::RunSummary| {
@@ -153,13 +153,13 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
         .await?;
         // The job starts only with a grant that works: a rejected one is
         // exit 3 now, not an HTTP 502 inside the job later.
-        let first = bound
+        let first = started
             .tokens
             .get(&args.name)
             .await
             .map_err(|failure| CliError::new(Exit::from(failure.kind), failure.message))?;
         let mut command = command(args)?;
-        let port = bound.address.port();
+        let port = started.address.port();
         if args.gce_server {
             vault_serve::environment::for_gce(&mut command, port);
         }
@@ -175,7 +175,7 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
             return Ok(128 + signal.as_raw());
         }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(bound.server.run(async {
+        let server = tokio::spawn(started.server.run(async {
             let _ = stopped.await;
         }));
         let code = run_child(command, &args.command[0], &mut signals).await;

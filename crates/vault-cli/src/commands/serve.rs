@@ -71,17 +71,17 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let endpoints = endpoints(args)?;
     let runtime = servers::runtime()?;
     runtime.block_on(async {
-        let bound = servers::bind(ctx, args.listen, endpoints, args.min_valid, |session| {
+        let started = servers::start(ctx, args.listen, endpoints, args.min_valid, |session| {
             report(session, &args.monitor)
         })
         .await?;
-        announce(bound.address)?;
+        announce(started.address)?;
         tracing::info!(
-            records = ?bound.tokens.records().collect::<Vec<_>>(),
+            records = ?started.tokens.records().collect::<Vec<_>>(),
             "serving on {}",
-            bound.address
+            started.address
         );
-        bound.server.run(servers::stop_signal()).await;
+        started.server.run(servers::stop_signal()).await;
         tracing::info!("stopped");
         Ok(Exit::Success)
     })
