@@ -118,6 +118,21 @@ pub async fn login_record(
     Ok(plan.new_record(name, tokens, crate::unix_now())?)
 }
 
+/// The plan to re-authorize `record` exactly as it is stored, for a front
+/// end with no `--auth-url` to take (`refresh --reauthorize`): a record
+/// that stores no authorization endpoint names the `login --again` to run.
+pub fn stored_plan(record: &Record) -> Result<LoginPlan> {
+    let plan = LoginPlan::for_record(record, &[], None, None)?;
+    if plan.authorization_endpoint.is_empty() {
+        return Err(EngineError::usage(format!(
+            "the record stores no authorization endpoint; run `tokvault login {} \
+             --again --auth-url AUTHORIZATION_URL` (the server's authorization_endpoint)",
+            record.name
+        )));
+    }
+    Ok(plan)
+}
+
 fn login_error(error: FlowError, plan: &LoginPlan, flow: Flow) -> EngineError {
     let error = match error {
         FlowError::Plan(error) => return error.into(),
@@ -250,5 +265,38 @@ mod tests {
         std::fs::write(&path, "{}").expect("write");
         let wrong = read_client_file(&path).expect_err("no client");
         assert!(wrong.to_string().contains("client file"), "{wrong}");
+    }
+
+    #[test]
+    fn a_stored_plan_without_an_authorization_endpoint_names_the_login_to_run() {
+        let record = |authorization_endpoint: Option<&str>| {
+            Record::new(
+                "mail",
+                Provider::Generic,
+                "https://auth.example/token",
+                vault_format::Credential::RefreshToken(vault_format::RefreshTokenCredential {
+                    client_id: "c".to_owned(),
+                    client_secret: None,
+                    client_auth: ClientAuth::None,
+                    refresh_token: SecretString::copy_from("rt"),
+                    refresh_token_issued_at: None,
+                    authorization_endpoint: authorization_endpoint.map(str::to_owned),
+                }),
+                0,
+            )
+        };
+        let error = stored_plan(&record(None)).expect_err("no endpoint");
+        assert_eq!(error.kind(), ErrorKind::Usage);
+        assert!(
+            error
+                .to_string()
+                .contains("`tokvault login mail --again --auth-url AUTHORIZATION_URL`"),
+            "{error}"
+        );
+        let plan = stored_plan(&record(Some("https://auth.example/authorize"))).expect("plan");
+        assert_eq!(
+            plan.authorization_endpoint,
+            "https://auth.example/authorize"
+        );
     }
 }

@@ -239,6 +239,14 @@ fn usage(message: &str) -> PlanError {
     PlanError::Usage(message.to_owned())
 }
 
+/// Microsoft issues a refresh token only for the scope `offline_access`,
+/// which its logins therefore always ask for.
+fn with_offline_access(scopes: &mut Vec<String>) {
+    if !scopes.iter().any(|s| s == "offline_access") {
+        scopes.push("offline_access".to_owned());
+    }
+}
+
 impl LoginPlan {
     /// The plan for a new record.
     pub fn resolve(inputs: LoginInputs) -> Result<Self, PlanError> {
@@ -255,9 +263,7 @@ impl LoginPlan {
         let (label, endpoints) = match provider {
             LoginProvider::Google => (Provider::Google, google_endpoints(&inputs)?),
             LoginProvider::Microsoft => {
-                if !scopes.iter().any(|s| s == "offline_access") {
-                    scopes.push("offline_access".to_owned());
-                }
+                with_offline_access(&mut scopes);
                 (Provider::Microsoft, microsoft_endpoints(&inputs)?)
             }
             LoginProvider::Generic => (Provider::Generic, generic_endpoints(&inputs)?),
@@ -304,11 +310,14 @@ impl LoginPlan {
                 .then(|| microsoft_sibling(&record.token_endpoint, "devicecode"))
                 .flatten()
         });
-        let scopes = if scopes.is_empty() {
+        let mut scopes = if scopes.is_empty() {
             record.scopes.clone()
         } else {
             scopes.to_vec()
         };
+        if microsoft {
+            with_offline_access(&mut scopes);
+        }
         Ok(Self {
             provider: record.provider.clone(),
             token_endpoint: record.token_endpoint.clone(),
@@ -878,6 +887,14 @@ mod tests {
         );
         let plan = LoginPlan::for_record(&record, &[], None, None).expect("plan");
         assert!(plan.authorization_endpoint.ends_with("/v2.0/authorize"));
+        assert_eq!(plan.scopes, ["offline_access"], "none stored");
+        let narrower = ["https://graph.microsoft.com/Mail.Send".to_owned()];
+        let plan = LoginPlan::for_record(&record, &narrower, None, None).expect("plan");
+        assert_eq!(
+            plan.scopes,
+            ["https://graph.microsoft.com/Mail.Send", "offline_access"],
+            "--again --scope still gets a refresh token"
+        );
         assert!(
             plan.device_endpoint()
                 .expect("device")

@@ -82,6 +82,37 @@ pub fn resource_param(query: &str) -> Option<String> {
         .map(|(_, value)| value.into_owned())
 }
 
+/// A new identity header (`exec --azure-server`): 32 random bytes in hex,
+/// a secret for one run.
+pub fn random_header() -> vault_engine::Result<SecretString> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(bytes.as_mut()).map_err(|e| {
+        vault_engine::EngineError::failure(format!("no randomness for the identity header: {e}"))
+    })?;
+    Ok(SecretString::from(vault_engine::fsio::hex(bytes.as_ref())))
+}
+
+/// The identity header kept in a private file (`serve
+/// --azure-header-file`): one line of printable ASCII, as a header value
+/// must be.
+pub fn read_header(
+    path: &std::path::Path,
+    policy: &vault_engine::SecretFilePolicy,
+) -> vault_engine::Result<SecretString> {
+    let bytes = policy.read(path, "identity header file")?;
+    let text = std::str::from_utf8(&bytes)
+        .map(str::trim)
+        .ok()
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            vault_engine::EngineError::usage(format!(
+                "{} must hold the identity header: one line of printable ASCII, e.g. from `head -c 32 /dev/urandom | base64`",
+                path.display()
+            ))
+        })?;
+    Ok(SecretString::copy_from(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +176,38 @@ mod tests {
             Some("https://graph.microsoft.com")
         );
         assert_eq!(resource_param("api-version=2019-08-01"), None);
+    }
+
+    #[test]
+    fn a_header_file_holds_one_line_of_printable_ascii_and_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("header");
+        let policy = vault_engine::SecretFilePolicy::default();
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        write("c2VjcmV0\n", 0o600);
+        let header = read_header(&path, &policy).expect("a header");
+        assert_eq!(header.expose_secret(), "c2VjcmV0");
+        for bad in ["\n", "two words\n", "caf\u{e9}\n"] {
+            write(bad, 0o600);
+            let error = read_header(&path, &policy).expect_err(bad);
+            assert_eq!(error.kind(), vault_engine::ErrorKind::Usage, "{bad:?}");
+            assert!(error.to_string().contains("printable ASCII"), "{error}");
+        }
+        write("c2VjcmV0\n", 0o644);
+        let error = read_header(&path, &policy).expect_err("readable by others");
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+    }
+
+    #[test]
+    fn a_random_header_is_new_each_time() {
+        let one = random_header().expect("randomness");
+        let two = random_header().expect("randomness");
+        assert_eq!(one.expose_secret().len(), 64);
+        assert!(one.expose_secret().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(one.expose_secret(), two.expose_secret());
     }
 }

@@ -9,8 +9,6 @@ use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault_format::SecretString;
-
 use crate::context::Context;
 use crate::duration::parse_duration;
 use crate::error::{CliError, Exit, Result};
@@ -111,7 +109,10 @@ fn command(args: &Args) -> Result<Command> {
 /// Runs the command beside the servers; its exit code (128 + signal when
 /// a signal ended it, 127/126 when it cannot be started).
 fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
-    let header = args.azure_server.then(random_header).transpose()?;
+    let header = args
+        .azure_server
+        .then(vault_serve::azure::random_header)
+        .transpose()?;
     let endpoints = Endpoints {
         gce: if args.gce_server {
             vec![(None, args.name.clone())]
@@ -184,14 +185,6 @@ fn with_servers(ctx: &Context, args: &Args) -> Result<i32> {
         let _ = server.await;
         Ok(code)
     })
-}
-
-/// A per-run secret for `IDENTITY_HEADER`.
-fn random_header() -> Result<SecretString> {
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::getrandom(bytes.as_mut())
-        .map_err(|e| CliError::failure(format!("no randomness for the identity header: {e}")))?;
-    Ok(SecretString::from(vault_engine::fsio::hex(bytes.as_ref())))
 }
 
 /// Starts the command, passes SIGTERM, SIGINT and SIGHUP on to it, and

@@ -293,18 +293,7 @@ pub(crate) fn reauthorize_interactively(
         let Some(record) = vault.record(name) else {
             continue;
         };
-        let plan = LoginPlan::for_record(record, &[], None, None)
-            .map_err(CliError::from)
-            .and_then(|plan| {
-                // `refresh` has no --auth-url: say where to give it.
-                if plan.authorization_endpoint.is_empty() {
-                    return Err(CliError::usage(format!(
-                        "the record stores no authorization endpoint; run `tokvault login {name} \
-                         --again --auth-url AUTHORIZATION_URL` (the server's authorization_endpoint)"
-                    )));
-                }
-                Ok(plan)
-            });
+        let plan = vault_engine::login::stored_plan(record).map_err(CliError::from);
         let result = plan.and_then(|plan| {
             eprintln!("{name}: the refresh token was rejected; re-authorizing now.");
             reauthorize(session, name, &plan, options)

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vault_format::SecretString;
 use vault_serve::RunReport;
 
 use super::refresh::{MonitorArgs, run_metrics};
@@ -106,7 +105,9 @@ fn endpoints(args: &Args) -> Result<Endpoints> {
     let azure_header = args
         .azure_header_file
         .as_deref()
-        .map(read_header)
+        .map(|path| {
+            vault_serve::azure::read_header(path, &vault_engine::SecretFilePolicy::from_env())
+        })
         .transpose()?;
     Ok(Endpoints {
         gce,
@@ -116,22 +117,6 @@ fn endpoints(args: &Args) -> Result<Endpoints> {
         azure_header,
         allowed_uids: args.allow_uids.clone(),
     })
-}
-
-/// The identity header, from a private file.
-fn read_header(path: &std::path::Path) -> Result<SecretString> {
-    let bytes = vault_engine::SecretFilePolicy::from_env().read(path, "identity header file")?;
-    let text = std::str::from_utf8(&bytes)
-        .map(str::trim)
-        .ok()
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            CliError::usage(format!(
-                "{} must hold the identity header: one line of printable ASCII, e.g. from `head -c 32 /dev/urandom | base64`",
-                path.display()
-            ))
-        })?;
-    Ok(SecretString::copy_from(text))
 }
 
 /// The first line on stdout, for scripts and tests waiting for the port.
