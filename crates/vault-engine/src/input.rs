@@ -110,12 +110,6 @@ fn unix_seconds(time: std::time::SystemTime) -> Option<u64> {
         .map(|d| d.as_secs())
 }
 
-/// A token file or vault from a path or stdin (`-`): [`Input::read`]'s
-/// bytes.
-pub fn read_input(input: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    Ok(Input::read(input)?.bytes)
-}
-
 /// Reminds that the plaintext input should go once its tokens are sealed.
 pub fn warn_plaintext_input(input: &Path) {
     if input != Path::new("-") {
@@ -127,21 +121,8 @@ pub fn warn_plaintext_input(input: &Path) {
     }
 }
 
-/// Parses a token file: a bad `name` is a usage error; `token_uri`
-/// replaces the file's token endpoint.
-pub fn parse_token_file(
-    bytes: &[u8],
-    name: Option<&str>,
-    token_uri: Option<&str>,
-) -> Result<TokenFile> {
-    let name = name
-        .map(str::to_owned)
-        .ok_or_else(|| EngineError::usage("--name NAME is required for a JSON input"));
-    parse_named(bytes, name, token_uri)
-}
-
-/// [`parse_token_file`], with the record name or the error to give when a
-/// JSON input needs one.
+/// Parses a token file with the record name, or the error to give when a
+/// JSON input needs one; `token_uri` replaces the file's token endpoint.
 fn parse_named(bytes: &[u8], name: Result<String>, token_uri: Option<&str>) -> Result<TokenFile> {
     let (name, no_name) = match name {
         Ok(name) => (Some(name), None),
@@ -169,15 +150,33 @@ fn parse_named(bytes: &[u8], name: Result<String>, token_uri: Option<&str>) -> R
     }
 }
 
-/// The record of a token file to seal into a new vault (named `name`,
-/// its token endpoint replaced by `token_uri`); a vault is refused.
-pub fn record_to_seal(bytes: &[u8], name: &str, token_uri: Option<&str>) -> Result<Record> {
-    match parse_token_file(bytes, Some(name), token_uri)? {
+/// The record of a token file to seal into a new vault, made as `import`
+/// makes it (named, its endpoint replaced and its refresh token dated by
+/// `options`); a vault is refused.
+pub fn record_to_seal(input: &Input, options: &RecordOptions<'_>) -> Result<Record> {
+    match json_record(&input.bytes, input, options)? {
         TokenFile::Record(record) => Ok(*record),
         TokenFile::Vault => Err(EngineError::usage(
             "seal takes a token file, not a vault (use `tokvault rekey` to change a vault's recipients)",
         )),
     }
+}
+
+/// The record of a JSON input (`bytes`, the plaintext of `input`), named,
+/// its endpoint replaced and its refresh token dated by `options`; or
+/// [`TokenFile::Vault`].
+fn json_record(bytes: &[u8], input: &Input, options: &RecordOptions<'_>) -> Result<TokenFile> {
+    let name = record_name(options.name, input);
+    let mut parsed = parse_named(bytes, name, options.token_uri)?;
+    if let TokenFile::Record(record) = &mut parsed {
+        date_refresh_token(
+            record,
+            options.refresh_token_issued_at,
+            input.modified,
+            crate::unix_now(),
+        )?;
+    }
+    Ok(parsed)
 }
 
 /// The record name a token file's name suggests: `token_gmail.json`,
@@ -259,19 +258,26 @@ fn date_refresh_token(
     }
 }
 
+/// How the record of a JSON input is made (`import`, `seal`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordOptions<'a> {
+    /// Its name; else the input's file name gives one
+    /// ([`name_from_file`]).
+    pub name: Option<&'a str>,
+    /// A token endpoint to use instead of the input's.
+    pub token_uri: Option<&'a str>,
+    /// When its refresh token was issued (Unix seconds), when the caller
+    /// knows; else no later than the file was last written.
+    pub refresh_token_issued_at: Option<u64>,
+}
+
 /// How to import.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ImportOptions<'a> {
-    /// The name of a JSON input's record; else the input's file name
-    /// gives one ([`name_from_file`]).
-    pub name: Option<&'a str>,
-    /// A token endpoint to use instead of a JSON input's.
-    pub token_uri: Option<&'a str>,
+    /// How a JSON input's record is made.
+    pub record: RecordOptions<'a>,
     /// Replace records of the same name.
     pub replace: bool,
-    /// When a JSON input's refresh token was issued (Unix seconds), when
-    /// the caller knows; else no later than the file was last written.
-    pub refresh_token_issued_at: Option<u64>,
 }
 
 /// What an import added.
@@ -340,21 +346,13 @@ impl<B: Backend> Session<B> {
         input: &Input,
         options: &ImportOptions<'_>,
     ) -> Result<(Vec<Record>, bool)> {
-        let name = record_name(options.name, input);
-        match parse_named(bytes, name, options.token_uri)? {
-            TokenFile::Record(mut record) => {
-                date_refresh_token(
-                    &mut record,
-                    options.refresh_token_issued_at,
-                    input.modified,
-                    crate::unix_now(),
-                )?;
-                Ok((vec![*record], true))
-            }
+        match json_record(bytes, input, &options.record)? {
+            TokenFile::Record(record) => Ok((vec![*record], true)),
             TokenFile::Vault => {
-                if options.name.is_some()
-                    || options.token_uri.is_some()
-                    || options.refresh_token_issued_at.is_some()
+                let given = &options.record;
+                if given.name.is_some()
+                    || given.token_uri.is_some()
+                    || given.refresh_token_issued_at.is_some()
                 {
                     return Err(EngineError::usage(
                         "--name, --token-uri and --refresh-token-issued apply to JSON inputs; a \
@@ -375,33 +373,64 @@ mod tests {
 
     const TOKEN_FILE: &[u8] = br#"{"client_id":"id","client_secret":"s","refresh_token":"rt","token_uri":"https://oauth2.googleapis.com/token"}"#;
 
+    fn input(path: &str, bytes: &[u8], modified: Option<u64>) -> Input {
+        Input {
+            path: PathBuf::from(path),
+            bytes: Zeroizing::new(bytes.to_vec()),
+            modified,
+        }
+    }
+
+    fn named<'a>(name: &'a str, token_uri: Option<&'a str>) -> RecordOptions<'a> {
+        RecordOptions {
+            name: Some(name),
+            token_uri,
+            refresh_token_issued_at: None,
+        }
+    }
+
+    fn parse(options: &RecordOptions<'_>) -> Result<TokenFile> {
+        json_record(TOKEN_FILE, &input("-", TOKEN_FILE, None), options)
+    }
+
     #[test]
     fn a_token_uri_replaces_the_file_s_and_is_checked() {
-        let parsed = parse_token_file(TOKEN_FILE, Some("mail"), Some("https://auth.example/token"))
-            .expect("parsed");
+        let parsed = parse(&named("mail", Some("https://auth.example/token"))).expect("parsed");
         let TokenFile::Record(record) = parsed else {
             panic!("a record");
         };
         assert_eq!(record.name, "mail");
         assert_eq!(record.token_endpoint, "https://auth.example/token");
-        let error = parse_token_file(TOKEN_FILE, Some("mail"), Some("ftp://x")).expect_err("bad");
+        let error = parse(&named("mail", Some("ftp://x"))).expect_err("bad");
         assert!(error.to_string().starts_with("--token-uri: "), "{error}");
     }
 
     #[test]
-    fn seal_takes_a_token_file_and_refuses_a_vault() {
-        let record = record_to_seal(TOKEN_FILE, "mail", None).expect("a record");
+    fn seal_makes_the_record_as_import_does_and_refuses_a_vault() {
+        let file = input("laptop/token_gmail.json", TOKEN_FILE, Some(900));
+        let record = record_to_seal(&file, &RecordOptions::default()).expect("a record");
+        assert_eq!(record.name, "gmail", "named by the file");
+        let Credential::RefreshToken(credential) = &record.credential else {
+            panic!("a refresh token");
+        };
+        assert_eq!(
+            credential.refresh_token_issued_at,
+            Some(900),
+            "dated by the file"
+        );
+        let record = record_to_seal(&file, &named("mail", None)).expect("a record");
         assert_eq!(record.name, "mail");
-        let error = record_to_seal(&vault_format::MAGIC, "mail", None).expect_err("a vault");
+        let vault = input("v.tokvault", &vault_format::MAGIC, None);
+        let error = record_to_seal(&vault, &named("mail", None)).expect_err("a vault");
         assert_eq!(error.kind(), ErrorKind::Usage);
         assert!(error.to_string().contains("tokvault rekey"), "{error}");
     }
 
     #[test]
     fn a_json_input_needs_a_usable_name() {
-        let missing = parse_token_file(TOKEN_FILE, None, None).expect_err("no name");
+        let missing = parse(&RecordOptions::default()).expect_err("no name");
         assert_eq!(missing.kind(), ErrorKind::Usage);
-        let bad = parse_token_file(TOKEN_FILE, Some("bad name/"), None).expect_err("bad name");
+        let bad = parse(&named("bad name/", None)).expect_err("bad name");
         assert_eq!(bad.kind(), ErrorKind::Usage);
         assert!(bad.to_string().starts_with("--name: "), "{bad}");
     }
@@ -411,8 +440,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("token.json");
         std::fs::write(&path, TOKEN_FILE).expect("write");
-        assert_eq!(&read_input(&path).expect("read")[..], TOKEN_FILE);
         let input = Input::read(&path).expect("read");
+        assert_eq!(&input.bytes[..], TOKEN_FILE);
         let written = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .ok()
@@ -422,7 +451,7 @@ mod tests {
             !format!("{input:?}").contains("refresh"),
             "no bytes in Debug"
         );
-        let error = read_input(&dir.path().join("gone")).expect_err("missing");
+        let error = Input::read(&dir.path().join("gone")).expect_err("missing");
         assert!(error.to_string().starts_with("cannot open "), "{error}");
     }
 
@@ -476,7 +505,7 @@ mod tests {
     #[test]
     fn a_refresh_token_is_dated_by_the_caller_the_input_or_the_file_never_the_future() {
         let dated = |issued, in_file, modified| {
-            let mut record = match parse_token_file(TOKEN_FILE, Some("m"), None) {
+            let mut record = match parse(&named("m", None)) {
                 Ok(TokenFile::Record(record)) => *record,
                 _ => panic!("a record"),
             };

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use vault_engine::input::{ImportOptions, Input};
+use vault_engine::input::{ImportOptions, Input, RecordOptions};
 use vault_engine::{
     EngineError, ErrorKind, IfWriteFails, MemoryBackend, NoUi, Selection, Session, SessionOptions,
     UnlockMaterial,
@@ -511,7 +511,10 @@ fn input(bytes: &[u8]) -> Input {
 
 fn named(name: &str) -> ImportOptions<'_> {
     ImportOptions {
-        name: Some(name),
+        record: RecordOptions {
+            name: Some(name),
+            ..RecordOptions::default()
+        },
         ..ImportOptions::default()
     }
 }
@@ -596,8 +599,11 @@ async fn import_decrypts_an_age_file_names_it_after_the_file_and_dates_its_refre
 
     // What the caller knows wins; a file time in the future counts as now.
     let known = ImportOptions {
-        name: Some("known"),
-        refresh_token_issued_at: Some(500),
+        record: RecordOptions {
+            name: Some("known"),
+            refresh_token_issued_at: Some(500),
+            ..RecordOptions::default()
+        },
         ..ImportOptions::default()
     };
     session.import(&file, &known).await.expect("imported");

@@ -7,10 +7,24 @@ use std::path::PathBuf;
 use crate::context::{Context, block_on};
 use crate::error::{Exit, Result};
 use crate::ui::output::plural;
-use vault_engine::input::{ImportOptions, Imported, Input, warn_plaintext_input};
+use vault_engine::input::{ImportOptions, Imported, Input, RecordOptions, warn_plaintext_input};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
+    #[command(flatten)]
+    record: RecordArgs,
+    /// Replace records with the same name
+    #[arg(long)]
+    replace: bool,
+    /// Input file, or - for stdin: google-auth JSON, a service-account key,
+    /// tokvault JSON, any of these encrypted with `age -r` (binary or -a)
+    /// to this server's recipient, or a vault
+    input: PathBuf,
+}
+
+/// How the record of a token file is made (`import` and `seal`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RecordArgs {
     /// Record name for a JSON input [default: from the file's name:
     /// token_gmail.json, gmail.json and gmail.json.age give gmail; stdin
     /// needs --name]
@@ -24,13 +38,16 @@ pub(crate) struct Args {
     /// last written]
     #[arg(long, value_name = "WHEN", value_parser = parse_issued)]
     refresh_token_issued: Option<u64>,
-    /// Replace records with the same name
-    #[arg(long)]
-    replace: bool,
-    /// Input file, or - for stdin: google-auth JSON, a service-account key,
-    /// tokvault JSON, any of these encrypted with `age -r` (binary or -a)
-    /// to this server's recipient, or a vault
-    input: PathBuf,
+}
+
+impl RecordArgs {
+    pub(crate) fn options(&self) -> RecordOptions<'_> {
+        RecordOptions {
+            name: self.name.as_deref(),
+            token_uri: self.token_uri.as_deref(),
+            refresh_token_issued_at: self.refresh_token_issued,
+        }
+    }
 }
 
 pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
@@ -39,10 +56,8 @@ pub(crate) fn exec(ctx: &Context, args: &Args) -> Result<Exit> {
     let imported = block_on(session.import(
         &input,
         &ImportOptions {
-            name: args.name.as_deref(),
-            token_uri: args.token_uri.as_deref(),
+            record: args.record.options(),
             replace: args.replace,
-            refresh_token_issued_at: args.refresh_token_issued,
         },
     ))??;
     ctx.report.done(&summary(&imported, session.location()));

@@ -363,3 +363,69 @@ fn an_imported_refresh_token_is_at_least_as_old_as_its_file() {
     run.assert_code(2);
     assert!(run.stderr.contains("in the future"), "{}", run.stderr);
 }
+
+#[test]
+fn seal_names_and_dates_the_record_as_import_does() {
+    let server = Sandbox::new();
+    let recipient = server.init_server();
+    let laptop = Sandbox::new();
+    let input = token_file(&laptop, "in/token_gmail.json");
+    let five_days = Duration::from_secs(5 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&input)
+        .and_then(|f| f.set_modified(SystemTime::now() - five_days))
+        .expect("set mtime");
+    let sealed = laptop.path("gmail.tokvault");
+    let run = laptop.run_bare(&["seal", "-r", &recipient, "-o", utf8(&sealed), utf8(&input)]);
+    assert!(
+        run.assert_code(0).stderr.contains(&format!(
+            "sealed gmail into {} for 1 key slot",
+            utf8(&sealed)
+        )),
+        "{}",
+        run.stderr
+    );
+    server.run(&["import", utf8(&sealed)]).assert_code(0);
+    let age = listed(&server, "gmail")["refresh_token_age_seconds"]
+        .as_u64()
+        .expect("an age");
+    assert!(
+        (five_days.as_secs()..five_days.as_secs() + 60).contains(&age),
+        "dated by the file: {age}"
+    );
+
+    let dated = laptop.path("dated.tokvault");
+    let run = laptop.run_bare(&[
+        "seal",
+        "--name",
+        "mail",
+        "--refresh-token-issued",
+        "2020-01-01T00:00:00Z",
+        "-r",
+        &recipient,
+        "-o",
+        utf8(&dated),
+        utf8(&input),
+    ]);
+    run.assert_code(0);
+    server.run(&["import", utf8(&dated)]).assert_code(0);
+    assert_eq!(
+        listed(&server, "mail")["refresh_token_issued_at"],
+        1_577_836_800_u64
+    );
+    let stdin: Run = laptop
+        .shell(r#""$TOKVAULT" seal -r "$1" -o "$2" - < "$3""#)
+        .arg("sh")
+        .arg(&recipient)
+        .arg(laptop.path("piped.tokvault"))
+        .arg(&input)
+        .output()
+        .expect("sh")
+        .into();
+    assert!(
+        stdin.assert_code(2).stderr.contains("stdin needs --name"),
+        "{}",
+        stdin.stderr
+    );
+}
