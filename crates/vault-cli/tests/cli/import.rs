@@ -36,6 +36,15 @@ fn token_file(sandbox: &Sandbox, relative: &str) -> std::path::PathBuf {
     sandbox.write(relative, &json.to_string())
 }
 
+/// Sets `path`'s mtime to `ago` before now.
+fn written_ago(path: &Path, ago: Duration) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now() - ago))
+        .expect("set mtime");
+}
+
 /// `age ARGS -o OUT IN` with Debian's age; OUT must not exist.
 fn age_encrypt(age: &str, args: &[&str], input: &Path, output: &Path) {
     let run: Run = Command::new(age)
@@ -310,11 +319,7 @@ fn an_imported_refresh_token_is_at_least_as_old_as_its_file() {
     sandbox.init_server();
     let input = token_file(&sandbox, "in/token_gmail.json");
     let five_days = Duration::from_secs(5 * 86_400);
-    std::fs::File::options()
-        .write(true)
-        .open(&input)
-        .and_then(|f| f.set_modified(SystemTime::now() - five_days))
-        .expect("set mtime");
+    written_ago(&input, five_days);
     sandbox
         .run(&["import", "--name", "gmail", utf8(&input)])
         .assert_code(0);
@@ -371,11 +376,7 @@ fn seal_names_and_dates_the_record_as_import_does() {
     let laptop = Sandbox::new();
     let input = token_file(&laptop, "in/token_gmail.json");
     let five_days = Duration::from_secs(5 * 86_400);
-    std::fs::File::options()
-        .write(true)
-        .open(&input)
-        .and_then(|f| f.set_modified(SystemTime::now() - five_days))
-        .expect("set mtime");
+    written_ago(&input, five_days);
     let sealed = laptop.path("gmail.tokvault");
     let run = laptop.run_bare(&["seal", "-r", &recipient, "-o", utf8(&sealed), utf8(&input)]);
     assert!(
