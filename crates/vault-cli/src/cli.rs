@@ -188,7 +188,7 @@ pub(crate) enum Command {
     Init(commands::init::Args),
     /// Encrypt one token file into a new vault for recipients (no private key needed)
     #[command(
-        after_help = "Example: tokvault seal --name gmail -r age1... -o gmail.tokvault token_gmail.json"
+        after_help = "Example: tokvault seal -r age1... -o gmail.tokvault token_gmail.json\n(the record is named gmail, after the file)"
     )]
     Seal(commands::seal::Args),
     /// Authorize in a browser (or with a device code) and store the tokens

@@ -38,6 +38,7 @@ pub(crate) async fn start(
     };
     Ok(vault_serve::start(session, listen, endpoints, settings, report).await?)
 }
+
 /// Resolves when SIGTERM, SIGINT or SIGHUP arrives.
 pub(crate) async fn stop_signal() {
     match StopSignals::listen() {

@@ -208,7 +208,7 @@ fn record_name(given: Option<&str>, input: &Input) -> Result<String> {
     if input.is_stdin() {
         return Err(EngineError::usage(
             "a JSON input on stdin needs --name NAME (from a file, the file's name gives it: \
-             token_gmail.json is imported as gmail)",
+             token_gmail.json gives the record name gmail)",
         ));
     }
     let file = input
@@ -218,7 +218,7 @@ fn record_name(given: Option<&str>, input: &Input) -> Result<String> {
     let Some(name) = name_from_file(&input.path) else {
         return Err(EngineError::usage(format!(
             "cannot tell a record name from the file name {file}: give --name NAME (a file \
-             named token_gmail.json or gmail.json is imported as gmail)"
+             named token_gmail.json or gmail.json gives the record name gmail)"
         )));
     };
     check_record_name(&name).map_err(|e| {

@@ -264,6 +264,17 @@ mod tests {
         assert_eq!(secret.expose_secret(), "variable-secret");
         assert!(settings.session_token.is_none(), "no token anywhere");
         assert_eq!(settings.lease_ttl, ttl);
+        let empty = env_of(&[
+            ("CREDENTIALS_DIRECTORY", &credentials),
+            ("AWS_SECRET_ACCESS_KEY", Path::new("")),
+        ]);
+        let settings = s3_settings(&empty, &policy, ttl).expect("settings");
+        let secret = settings.secret_access_key.expect("from the credential");
+        assert_eq!(
+            secret.expose_secret(),
+            "file-secret",
+            "empty counts as unset"
+        );
         let nothing = s3_settings(&env_of(&[]), &SecretFilePolicy::default(), ttl)
             .expect("no settings at all");
         assert!(nothing.endpoint.is_none() && nothing.access_key_id.is_none());
