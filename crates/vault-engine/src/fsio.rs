@@ -42,6 +42,21 @@ pub fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
+/// Whether a file can be created in `dir`: creates and removes a probe
+/// file (what `access(2)` says can differ from what the file system
+/// allows: read-only mounts, ACLs, quotas at zero), after removing probes
+/// left by a process killed in between.
+pub fn probe_writable_dir(dir: &Path) -> std::io::Result<()> {
+    remove_leftovers(dir, ".tokvault-probe-", ABANDONED_AFTER);
+    let probe = dir.join(format!(".tokvault-probe-{}", random_suffix()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// The one spelling of `path` that every lock, temp file, rename and pin
 /// uses: absolute, every symlink followed (a dangling final one too) and
 /// `.`/`..` removed, also for parts that do not exist yet. Two spellings of

@@ -8,6 +8,7 @@ use vault_format::{
 };
 
 use crate::error::{EngineError, Result};
+use crate::fsio;
 use crate::session::{IfWriteFails, Session};
 use crate::store::Backend;
 
@@ -40,7 +41,14 @@ pub fn check_new_file(path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    Ok(())
+    let dir = fsio::parent_of(path);
+    fsio::probe_writable_dir(&dir).map_err(|e| {
+        EngineError::io(
+            &format!("cannot create {} in the directory", path.display()),
+            &dir,
+            e,
+        )
+    })
 }
 
 /// Seals `records` into a new vault file at `path` with these slots (made
@@ -60,7 +68,7 @@ pub fn seal_records(
 /// Seals `vault` into a new file at `path`, never over an existing one.
 fn write_new_vault(path: &Path, vault: &mut Vault) -> Result<()> {
     let sealed = seal_vault(vault)?;
-    crate::fsio::write_atomic(path, &sealed, false)
+    fsio::write_atomic(path, &sealed, false)
 }
 
 /// The sealed bytes of `vault`.
@@ -346,6 +354,31 @@ mod tests {
         );
         seal_records(&path, &recipients, None, Vec::new()).expect_err("exists");
         assert_eq!(std::fs::read(&path).expect("read"), first);
+    }
+
+    #[test]
+    fn a_new_vault_file_needs_a_directory_it_can_be_created_in() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing/vault");
+        let error = check_new_file(&missing).expect_err("no directory");
+        assert!(
+            error.to_string().contains("in the directory")
+                && error.to_string().contains("No such file or directory"),
+            "{error}"
+        );
+        let locked = dir.path().join("locked");
+        std::fs::create_dir(&locked).expect("mkdir");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).expect("chmod");
+        let denied = check_new_file(&locked.join("vault"));
+        let root = rustix::process::geteuid().is_root();
+        assert_eq!(denied.is_err(), !root, "{denied:?}");
+        check_new_file(&dir.path().join("vault")).expect("writable");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["locked"], "no probe left behind");
     }
 
     #[tokio::test]

@@ -173,6 +173,56 @@ fn seal_needs_only_the_recipient_and_never_overwrites() {
 }
 
 #[test]
+fn a_new_vault_in_a_missing_directory_fails_before_any_work() {
+    let server = Sandbox::new();
+    let recipient = server.init_server();
+    let laptop = Sandbox::new();
+    let input = token_file(&laptop, "token_mail.json", "refresh-canary-3");
+    let output = laptop.path("missing/for-server.tokvault");
+    let output = output.to_str().expect("utf-8");
+    let seal = laptop.run_bare(&[
+        "seal",
+        "-r",
+        &recipient,
+        "-o",
+        output,
+        input.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        seal.assert_code(1).stderr.contains("in the directory"),
+        "{}",
+        seal.stderr
+    );
+    // A login fails before the browser: nobody authorizes for nothing.
+    let login = laptop.run_bare(&[
+        "login",
+        "mail",
+        "--client-id",
+        "c",
+        "--auth-url",
+        "https://auth.example/authorize",
+        "--token-url",
+        "https://auth.example/token",
+        "--no-browser",
+        "--seal-to",
+        &recipient,
+        "-o",
+        output,
+    ]);
+    login.assert_code(1);
+    assert!(
+        login.stderr.contains("in the directory"),
+        "{}",
+        login.stderr
+    );
+    assert!(
+        !login.stderr.contains("auth.example/authorize?"),
+        "{}",
+        login.stderr
+    );
+}
+
+#[test]
 fn bad_input_gets_a_clear_error() {
     let sandbox = Sandbox::new();
     sandbox.init_server();

@@ -142,21 +142,13 @@ impl Backend for FileBackend {
 
     async fn check_writable(&self) -> Result<()> {
         let dir = self.dir();
-        fsio::remove_leftovers(&dir, ".tokvault-probe-", fsio::ABANDONED_AFTER);
-        let probe = dir.join(format!(".tokvault-probe-{}", fsio::random_suffix()));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)
-            .map_err(|e| {
-                EngineError::io(
-                    "the vault's directory is not writable, so nothing could be saved:",
-                    &dir,
-                    e,
-                )
-            })?;
-        let _ = std::fs::remove_file(&probe);
-        Ok(())
+        fsio::probe_writable_dir(&dir).map_err(|e| {
+            EngineError::io(
+                "the vault's directory is not writable, so nothing could be saved:",
+                &dir,
+                e,
+            )
+        })
     }
 }
 
