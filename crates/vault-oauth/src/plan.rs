@@ -627,6 +627,28 @@ mod tests {
     use crate::auth_params::AuthParams;
     use crate::endpoint::GOOGLE_TOKEN_ENDPOINT;
 
+    /// A stored refresh-token record of a public client.
+    fn stored(
+        provider: Provider,
+        token_endpoint: &str,
+        authorization_endpoint: Option<&str>,
+    ) -> Record {
+        Record::new(
+            "mail",
+            provider,
+            token_endpoint,
+            Credential::RefreshToken(RefreshTokenCredential {
+                client_id: "c".to_owned(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+                refresh_token: SecretString::copy_from("rt"),
+                refresh_token_issued_at: None,
+                authorization_endpoint: authorization_endpoint.map(str::to_owned),
+            }),
+            0,
+        )
+    }
+
     fn inputs(provider: LoginProvider) -> LoginInputs {
         LoginInputs {
             provider: Some(provider),
@@ -762,19 +784,10 @@ mod tests {
             "Microsoft needs no consent prompt"
         );
 
-        let mut record = Record::new(
-            "mail",
+        let mut record = stored(
             Provider::Generic,
             "https://auth.example/token",
-            Credential::RefreshToken(RefreshTokenCredential {
-                client_id: "c".to_owned(),
-                client_secret: None,
-                client_auth: ClientAuth::None,
-                refresh_token: SecretString::copy_from("rt"),
-                refresh_token_issued_at: None,
-                authorization_endpoint: Some("https://auth.example/authorize".to_owned()),
-            }),
-            0,
+            Some("https://auth.example/authorize"),
         );
         record.scopes = vec!["openid".to_owned(), "offline_access".to_owned()];
         let again = LoginPlan::for_record(&record, &[], None, None).expect("plan");
@@ -871,19 +884,10 @@ mod tests {
 
     #[test]
     fn a_stored_microsoft_record_finds_its_authorization_and_device_endpoints() {
-        let record = Record::new(
-            "graph",
+        let record = stored(
             Provider::Microsoft,
             "https://login.microsoftonline.com/common/oauth2/v2.0/token",
-            Credential::RefreshToken(RefreshTokenCredential {
-                client_id: "c".to_owned(),
-                client_secret: None,
-                client_auth: ClientAuth::None,
-                refresh_token: SecretString::copy_from("rt"),
-                refresh_token_issued_at: None,
-                authorization_endpoint: None,
-            }),
-            0,
+            None,
         );
         let plan = LoginPlan::for_record(&record, &[], None, None).expect("plan");
         assert!(plan.authorization_endpoint.ends_with("/v2.0/authorize"));

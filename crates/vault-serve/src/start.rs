@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use vault_engine::{Backend, EngineError, ErrorKind, Result, Session};
-use vault_oauth::{Refresher, RefresherConfig};
+use vault_engine::{Backend, EngineError, Result, Session};
 
 use crate::endpoints::{Endpoints, server_config};
 use crate::server::{BindError, Server};
@@ -30,23 +29,26 @@ pub async fn start<B: Backend + 'static>(
     settings: TokenSettings,
     report: RunReport,
 ) -> Result<Started<B>> {
-    let failure = |message: String| EngineError::new(ErrorKind::Failure, message);
     let vault = session.open().await?;
     let config = server_config(&vault, endpoints)?;
     drop(vault);
-    let refresher =
-        Refresher::new(RefresherConfig::default()).map_err(|e| failure(e.to_string()))?;
-    let tokens = Tokens::new(session, refresher, settings, config.records(), report)
-        .map_err(|e| failure(format!("cannot start the refresh worker: {e}")))?;
+    let tokens = Tokens::new(
+        session,
+        vault_engine::refresher()?,
+        settings,
+        config.records(),
+        report,
+    )
+    .map_err(|e| EngineError::failure(format!("cannot start the refresh worker: {e}")))?;
     let server = Server::bind(listen, config, Arc::clone(&tokens))
         .await
         .map_err(|e| match e {
-            BindError::NotLoopback(_) => EngineError::new(ErrorKind::Usage, e.to_string()),
-            BindError::Io { .. } => failure(e.to_string()),
+            BindError::NotLoopback(_) => EngineError::usage(e.to_string()),
+            BindError::Io { .. } => EngineError::failure(e.to_string()),
         })?;
     let address = server
         .local_addr()
-        .map_err(|e| failure(format!("cannot read the listening address: {e}")))?;
+        .map_err(|e| EngineError::failure(format!("cannot read the listening address: {e}")))?;
     Ok(Started {
         server,
         tokens,
